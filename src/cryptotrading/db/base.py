@@ -1,0 +1,76 @@
+"""Declarative base, naming convention and the mixins every model shares."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import MetaData, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from cryptotrading.db.types import BigInt, ExactDecimal, JSONDocument, UTCDateTime
+
+#: One naming convention for every constraint and index, so migrations are
+#: deterministic and `db check` can compare names across backends.
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Base of all models. ``__table__.info['since']`` names the schema version
+    that added the table (see the migration history)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        int: BigInt,
+        datetime: UTCDateTime(),
+        Decimal: ExactDecimal(),
+        dict[str, Any]: JSONDocument,
+        list[Any]: JSONDocument,
+    }
+
+
+class IdMixin:
+    """Surrogate integer primary key."""
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True, sort_order=-100)
+
+
+class CreatedAtMixin:
+    """Creation time, set by the ORM or, for raw inserts, the database."""
+
+    created_at: Mapped[datetime] = mapped_column(
+        default=utcnow, server_default=func.current_timestamp(), sort_order=100
+    )
+
+
+class TimestampMixin(CreatedAtMixin):
+    """Creation and last-update times, set by the database and the ORM."""
+
+    updated_at: Mapped[datetime] = mapped_column(
+        default=utcnow, onupdate=utcnow, server_default=func.current_timestamp(), sort_order=101
+    )
+
+
+class SoftDeleteMixin:
+    """Audit-relevant rows are never deleted, only marked."""
+
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None, sort_order=102)
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    def soft_delete(self) -> None:
+        self.deleted_at = utcnow()

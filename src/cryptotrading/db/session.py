@@ -1,0 +1,66 @@
+"""Units of work and the translation of driver errors into :mod:`cryptotrading.errors`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from cryptotrading.errors import (
+    CryptotradingError,
+    DataDirError,
+    IntegrityViolationError,
+    StoreBusyError,
+    StoreError,
+    StoreUnavailableError,
+)
+
+_UNAVAILABLE = (
+    "unable to open database file",
+    "connection refused",
+    "could not connect",
+    "connection failed",
+    "does not exist",
+    "no such host",
+    "name or service not known",
+    "timeout expired",
+)
+
+
+def translate(exc: DBAPIError, where: str = "database") -> CryptotradingError:
+    """The :class:`CryptotradingError` for a driver error raised by *where*."""
+    detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+    lowered = detail.lower()
+    if isinstance(exc, IntegrityError):
+        return IntegrityViolationError(f"{where}: constraint violated: {detail}")
+    if "readonly database" in lowered or "read-only" in lowered:
+        return DataDirError(
+            f"{where}: the database is read-only: {detail}",
+            hint="Make the data dir and its database files writable by this user.",
+        )
+    if "locked" in lowered or "could not obtain lock" in lowered:
+        return StoreBusyError(f"{where}: {detail}")
+    if isinstance(exc, OperationalError) and any(text in lowered for text in _UNAVAILABLE):
+        return StoreUnavailableError(f"{where} is unavailable: {detail}")
+    return StoreError(f"{where}: {detail}")
+
+
+@contextmanager
+def translate_errors(where: str = "database") -> Iterator[None]:
+    """Re-raise driver errors inside the block as cryptotrading errors."""
+    try:
+        yield
+    except DBAPIError as exc:
+        raise translate(exc, where) from exc
+
+
+@contextmanager
+def unit_of_work(engine: Engine, where: str = "database") -> Iterator[Session]:
+    """A session in one transaction: committed on success, rolled back on any error,
+    driver errors translated. Nothing is written unless the whole block succeeds."""
+    with translate_errors(where), Session(engine, expire_on_commit=False) as session:
+        with session.begin():
+            yield session

@@ -1,0 +1,3 @@
+from cryptotrading.migrations.environment import run
+
+run()

@@ -1,0 +1,99 @@
+"""Settings: data dir, layout, store URLs and the master-key source.
+
+Precedence, highest first: explicit arguments (CLI flags), ``CRYPTOTRADING_*``
+environment variables, the TOML config file (``cryptotrading.toml`` in the working
+directory, or the file named by ``CRYPTOTRADING_CONFIG``), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from cryptotrading.errors import ConfigurationError
+
+Layout = Literal["three", "two", "single"]
+
+CONFIG_ENV = "CRYPTOTRADING_CONFIG"
+DEFAULT_CONFIG_FILE = "cryptotrading.toml"
+
+
+class Settings(BaseSettings):
+    """Validated configuration of one cryptotrading process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CRYPTOTRADING_",
+        extra="forbid",
+        frozen=True,
+    )
+
+    data_dir: Path = Field(default=Path("data"), description="Directory of the SQLite files.")
+    layout: Layout = Field(default="three", description="How the stores map to databases.")
+    app_url: str | None = Field(default=None, description="URL of the application store.")
+    market_url: str | None = Field(default=None, description="URL of the market-data store.")
+    replica_url: str | None = Field(default=None, description="URL of the replica store.")
+    master_key_file: Path | None = Field(
+        default=None, description="File holding the vault master secret (else the env var)."
+    )
+    sqlite_busy_timeout_ms: int = Field(
+        default=30_000, ge=0, description="How long a SQLite writer waits for a lock."
+    )
+    slow_query_ms: float = Field(
+        default=500.0, ge=0, description="Statements slower than this are logged as slow."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_FILE))
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
+        )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build :class:`Settings`, turning validation failures into a ConfigurationError.
+
+    ``None`` values in *overrides* are ignored so CLI options left unset fall through
+    to the environment and the config file.
+    """
+    explicit = {key: value for key, value in overrides.items() if value is not None}
+    config_file = os.environ.get(CONFIG_ENV)
+    if config_file and not Path(config_file).is_file():
+        raise ConfigurationError(
+            f"config file {config_file!r} named by {CONFIG_ENV} does not exist",
+            hint=f"Create the file or unset {CONFIG_ENV}.",
+        )
+    try:
+        return Settings(**explicit)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise ConfigurationError(
+            f"invalid setting {where}: {first['msg']}",
+            hint="Fix the CRYPTOTRADING_* variable, the CLI option or cryptotrading.toml.",
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(
+            f"config file is not valid TOML: {exc}",
+            hint="Fix the syntax of cryptotrading.toml.",
+        ) from None
