@@ -61,6 +61,9 @@ def translate_errors(where: str = "database") -> Iterator[None]:
 def unit_of_work(engine: Engine, where: str = "database") -> Iterator[Session]:
     """A session in one transaction: committed on success, rolled back on any error,
     driver errors translated. Nothing is written unless the whole block succeeds."""
-    with translate_errors(where), Session(engine, expire_on_commit=False) as session:
-        with session.begin():
-            yield session
+    with (
+        translate_errors(where),
+        Session(engine, expire_on_commit=False) as session,
+        session.begin(),
+    ):
+        yield session

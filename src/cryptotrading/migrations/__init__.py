@@ -49,7 +49,9 @@ def head(lineage: str) -> str:
 
 def known_revisions(lineage: str) -> list[str]:
     """Revisions of *lineage*, oldest first."""
-    return [script.revision for script in reversed(list(script_directory(lineage).walk_revisions()))]
+    return [
+        script.revision for script in reversed(list(script_directory(lineage).walk_revisions()))
+    ]
 
 
 def current(engine: Engine, lineage: str) -> str | None:
@@ -68,8 +70,7 @@ def current(engine: Engine, lineage: str) -> str | None:
         raise SchemaVersionError(
             f"database is at schema version {revision!r} of lineage {lineage!r}, unknown to "
             f"this release (head {head(lineage)})",
-            hint="Upgrade cryptotrading to a release that knows this version; "
-            "nothing was changed.",
+            hint="Upgrade cryptotrading to a release that knows this version; nothing was changed.",
         )
     return revision
 

@@ -64,9 +64,7 @@ class A2AMessage(IdMixin, CreatedAtMixin, Base):
 
     message_id: Mapped[str] = mapped_column(String(64), unique=True)
     sender_id: Mapped[str] = mapped_column(String(128), ForeignKey(AGENT_FK, ondelete="CASCADE"))
-    receiver_id: Mapped[str] = mapped_column(
-        String(128), ForeignKey(AGENT_FK, ondelete="CASCADE")
-    )
+    receiver_id: Mapped[str] = mapped_column(String(128), ForeignKey(AGENT_FK, ondelete="CASCADE"))
     message_type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]]
     status: Mapped[str] = mapped_column(String(20), default="pending")

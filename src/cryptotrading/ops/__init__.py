@@ -1,0 +1,1 @@
+"""Operations on the stores: schema lifecycle, checks, maintenance, export, info."""

@@ -1,0 +1,126 @@
+"""``db check``: integrity, foreign keys, schema version and model drift per store."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection
+
+from cryptotrading import migrations
+from cryptotrading.db.engine import READ_ONLY
+from cryptotrading.db.session import translate_errors
+from cryptotrading.models import lineage_tables, metadata
+from cryptotrading.stores import Store, Stores
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Outcome of one check on one store; ``detail`` explains a failure."""
+
+    store: str
+    check: str
+    ok: bool
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_all(stores: Stores) -> list[CheckResult]:
+    """Run every check on every store. Never raises for a failed check: it reports."""
+    results: list[CheckResult] = []
+    for store in stores:
+        results.extend(check_store(stores, store))
+    return results
+
+
+def check_store(stores: Stores, store: Store) -> list[CheckResult]:
+    engine = stores.engine(store)
+    results: list[CheckResult] = []
+    at_head = True
+    for lineage in store.lineages:
+        revision = migrations.current(engine, lineage)
+        expected = migrations.head(lineage)
+        ok = revision == expected
+        at_head = at_head and ok
+        detail = "" if ok else f"at {revision or 'no version'}, head is {expected}"
+        results.append(CheckResult(store.name, f"schema_version:{lineage}", ok, detail))
+    with translate_errors(store.name), engine.connect() as connection:
+        connection = connection.execution_options(**{READ_ONLY: True})
+        if engine.dialect.name == "sqlite":
+            results.extend(_sqlite_checks(store, connection))
+        else:
+            results.extend(_postgresql_checks(store, connection))
+        if at_head:
+            results.extend(_drift(store, connection))
+        else:
+            results.append(CheckResult(store.name, "drift", False, "skipped: not at head"))
+    return results
+
+
+def _sqlite_checks(store: Store, connection: Connection) -> list[CheckResult]:
+    integrity = [row[0] for row in connection.exec_driver_sql("PRAGMA integrity_check")]
+    violations = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    fk_detail = "; ".join(f"{t} row {r} -> {p}" for t, r, p, _ in violations[:5])
+    return [
+        CheckResult(store.name, "integrity", integrity == ["ok"], "; ".join(integrity[:5])),
+        CheckResult(store.name, "foreign_keys", not violations, fk_detail),
+    ]
+
+
+def _postgresql_checks(store: Store, connection: Connection) -> list[CheckResult]:
+    invalid_indexes = connection.exec_driver_sql(
+        "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE NOT i.indisvalid AND n.nspname = current_schema()"
+    ).fetchall()
+    unvalidated = connection.exec_driver_sql(
+        "SELECT conname FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
+        "WHERE NOT c.convalidated AND n.nspname = current_schema()"
+    ).fetchall()
+    return [
+        CheckResult(
+            store.name,
+            "integrity",
+            not invalid_indexes,
+            ", ".join(f"invalid index {row[0]}" for row in invalid_indexes),
+        ),
+        CheckResult(
+            store.name,
+            "foreign_keys",
+            not unvalidated,
+            ", ".join(f"constraint {row[0]} not validated" for row in unvalidated),
+        ),
+    ]
+
+
+def drift(connection: Connection, lineages: tuple[str, ...]) -> list[Any]:
+    """Differences between the models of *lineages* and the database (empty: none)."""
+    owned = {table.name for lineage in lineages for table in lineage_tables(lineage)}
+
+    def include_object(
+        _obj: Any, name: str | None, type_: str, _reflected: bool, _compare_to: Any
+    ) -> bool:
+        return type_ != "table" or name in owned
+
+    context = MigrationContext.configure(
+        connection, opts={"include_object": include_object, "compare_type": True}
+    )
+    return list(compare_metadata(context, metadata))
+
+
+def _drift(store: Store, connection: Connection) -> list[CheckResult]:
+    differences = drift(connection, store.lineages)
+    detail = "; ".join(_describe(diff) for diff in differences[:5])
+    return [CheckResult(store.name, "drift", not differences, detail)]
+
+
+def _describe(diff: Any) -> str:
+    if isinstance(diff, list):  # column modifications come grouped
+        diff = diff[0]
+    kind, *rest = diff
+    names = [getattr(item, "name", None) or str(item) for item in rest[:3]]
+    return f"{kind} {' '.join(str(name) for name in names if name)}"
