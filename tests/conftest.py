@@ -236,3 +236,17 @@ def spec_file() -> Path:
     if not path.is_file():
         pytest.fail(f"spec not found at {path}; set CRYPTOTRADING_SHARED_DIR")
     return path
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``CRYPTOTRADING_*`` variables that make the CLI open the same stores as *settings*
+    (pass as ``env=`` to ``typer.testing.CliRunner.invoke`` or ``subprocess.run``)."""
+    env = {
+        "CRYPTOTRADING_DATA_DIR": str(settings.data_dir),
+        "CRYPTOTRADING_LAYOUT": settings.layout,
+    }
+    for name in ("app_url", "market_url", "replica_url"):
+        value = getattr(settings, name)
+        if value:
+            env[f"CRYPTOTRADING_{name.upper()}"] = value
+    return env
