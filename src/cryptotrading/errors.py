@@ -17,7 +17,9 @@ driver errors are translated into this tree once, at the database boundary
     │   ├── IntegrityViolationError constraint violated (FK, unique, check)
     │   └── StoreBusyError          lock not obtained in time
     ├── ValidationError             bad input data, nothing written
-    └── NotFoundError               a named object does not exist
+    ├── NotFoundError               a named object does not exist
+    ├── AuthenticationError         password or API key rejected
+    └── VaultError                  vault locked (wrong master key) or ciphertext altered
 """
 
 from __future__ import annotations
@@ -95,3 +97,21 @@ class NotFoundError(CryptotradingError):
 
     exit_code = 6
     default_hint = "Check the name; list what exists with the matching `list` or `info` command."
+
+
+class AuthenticationError(CryptotradingError):
+    """A password or API key did not authenticate (deliberately vague: it never says
+    whether the user exists)."""
+
+    exit_code = 7
+    default_hint = "Check the username and password (or API key); keys are shown only once."
+
+
+class VaultError(CryptotradingError):
+    """The credential vault cannot be unlocked or a stored ciphertext does not verify."""
+
+    exit_code = 8
+    default_hint = (
+        "Set CRYPTOTRADING_MASTER_KEY (or CRYPTOTRADING_MASTER_KEY_FILE) to the master "
+        "secret the vault was created with."
+    )
