@@ -19,7 +19,7 @@ Any store may be a PostgreSQL URL instead (``CRYPTOTRADING_APP_URL``,
 
 from __future__ import annotations
 
-import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,8 +190,11 @@ def ensure_data_dir(path: Path) -> None:
             path.mkdir(mode=0o700, parents=True)
         except OSError as exc:
             raise DataDirError(f"cannot create data dir {path}: {exc.strerror}") from None
-    if not os.access(path, os.W_OK | os.X_OK):
+    try:  # a real probe: permission bits say nothing for root or read-only mounts
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
         raise DataDirError(
-            f"data dir {path} is not writable",
-            hint="Fix its permissions or choose another CRYPTOTRADING_DATA_DIR.",
-        )
+            f"data dir {path} is not writable: {exc.strerror}",
+            hint="Fix its permissions or mount, or choose another CRYPTOTRADING_DATA_DIR.",
+        ) from None

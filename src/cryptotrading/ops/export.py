@@ -55,7 +55,11 @@ def _postgresql_ddl(engine: Engine, store: Store) -> str:
             [*command, url.database or ""], capture_output=True, text=True, env=env, check=False
         )
         if completed.returncode == 0:
-            return completed.stdout
+            # Drop psql's per-dump random \restrict guards: the export is stable DDL.
+            lines = completed.stdout.splitlines()
+            return "\n".join(
+                line for line in lines if not line.startswith(("\\restrict", "\\unrestrict"))
+            )
         if "server version mismatch" not in completed.stderr:
             raise StoreError(f"pg_dump failed: {completed.stderr.strip()}")
     reflected = MetaData()

@@ -1,0 +1,43 @@
+"""cryptotrading: the persistence layer of an AI-driven crypto-trading platform.
+
+Only the names in ``__all__`` are public; everything else may change.
+"""
+
+from cryptotrading.db.session import unit_of_work
+from cryptotrading.errors import (
+    ConfigurationError,
+    CryptotradingError,
+    DataDirError,
+    IntegrityViolationError,
+    NotFoundError,
+    SchemaVersionError,
+    StoreBusyError,
+    StoreError,
+    StoreUnavailableError,
+    ValidationError,
+)
+from cryptotrading.ops.lifecycle import initialize
+from cryptotrading.settings import Settings, load_settings
+from cryptotrading.stores import Store, Stores
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigurationError",
+    "CryptotradingError",
+    "DataDirError",
+    "IntegrityViolationError",
+    "NotFoundError",
+    "SchemaVersionError",
+    "Settings",
+    "Store",
+    "StoreBusyError",
+    "StoreError",
+    "StoreUnavailableError",
+    "Stores",
+    "ValidationError",
+    "__version__",
+    "initialize",
+    "load_settings",
+    "unit_of_work",
+]

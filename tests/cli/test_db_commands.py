@@ -1,0 +1,150 @@
+"""``cryptotrading init`` and ``db ...``: output, --json and exit codes on both backends."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from cryptotrading.cli import app
+from cryptotrading.settings import Settings
+from cryptotrading.stores import Stores
+from tests.conftest import SettingsFactory, settings_env
+
+runner = CliRunner()
+
+
+def invoke(settings: Settings, *args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args), env=settings_env(settings))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def invoke_json(settings: Settings, *args: str) -> object:
+    code, out, err = invoke(settings, *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.fixture
+def fresh(make_settings: SettingsFactory) -> Settings:
+    return make_settings("three", migrated=False)
+
+
+def test_init_then_current_history_info(fresh: Settings) -> None:
+    steps = invoke_json(fresh, "init")
+    assert {(s["store"], s["lineage"], s["after"]) for s in steps} == {  # type: ignore[union-attr]
+        ("app", "app", "2.0.0"),
+        ("market", "market", "2.0.0"),
+        ("replica", "app", "2.0.0"),
+        ("replica", "market", "2.0.0"),
+    }
+    again = invoke_json(fresh, "init")
+    assert all(s["before"] == s["after"] == "2.0.0" for s in again)  # type: ignore[union-attr]
+
+    current = invoke_json(fresh, "db", "current")
+    assert {c["version"] for c in current} == {"2.0.0"}  # type: ignore[union-attr]
+
+    history = invoke_json(fresh, "db", "history")
+    assert [h["version"] for h in history if h["lineage"] == "app"] == [  # type: ignore[union-attr,index]
+        "1.0.0",
+        "1.5.0",
+        "2.0.0",
+    ]
+
+    info = invoke_json(fresh, "db", "info")
+    by_store = {i["store"]: i for i in info}  # type: ignore[union-attr,index]
+    assert by_store["app"]["table_count"] == 45
+    assert by_store["market"]["tables"] == {"time_series": 0}
+    assert by_store["replica"]["table_count"] == 46
+    assert by_store["app"]["versions"] == {"app": "2.0.0"}
+
+    code, out, _ = invoke(fresh, "db", "info")
+    assert code == 0 and "time_series" in out
+
+
+def test_check_passes_then_fails_on_drift(stores: Stores) -> None:
+    report = invoke_json(stores.settings, "db", "check")
+    assert report["ok"] is True  # type: ignore[index]
+    checks = {(r["store"], r["check"]) for r in report["results"]}  # type: ignore[index]
+    assert ("app", "integrity") in checks and ("market", "drift") in checks
+
+    with stores.engine(stores.app).begin() as connection:
+        connection.execute(text("DROP INDEX ix_market_data_symbol_timestamp"))
+    code, out, _ = invoke(stores.settings, "db", "check", "--json")
+    assert code == 1
+    report = json.loads(out)
+    failed = [r for r in report["results"] if not r["ok"]]
+    assert [(r["store"], r["check"]) for r in failed] == [("app", "drift")]
+    assert "ix_market_data_symbol_timestamp" in failed[0]["detail"]
+
+
+def test_downgrade_and_upgrade_commands(stores: Stores) -> None:
+    steps = invoke_json(stores.settings, "db", "downgrade", "1.5.0", "--store", "app")
+    assert steps == [{"store": "app", "lineage": "app", "before": "2.0.0", "after": "1.5.0"}]
+    code, _, _ = invoke(stores.settings, "db", "check")
+    assert code == 1  # the app store is behind head
+    steps = invoke_json(stores.settings, "db", "upgrade")
+    assert {s["after"] for s in steps} == {"2.0.0"}  # type: ignore[union-attr]
+
+
+def test_unknown_revision_is_a_usage_error(stores: Stores) -> None:
+    code, out, err = invoke(stores.settings, "db", "downgrade", "1.2.3")
+    assert code == 5
+    assert "unknown schema version '1.2.3'" in err and "hint:" in err
+    assert "Traceback" not in out + err
+
+
+def test_vacuum_and_analyze(stores: Stores) -> None:
+    for command in ("vacuum", "analyze"):
+        results = invoke_json(stores.settings, "db", command)
+        assert {r["store"] for r in results} == {"app", "market", "replica"}  # type: ignore[union-attr]
+        assert all(r["operation"] == command for r in results)  # type: ignore[union-attr]
+
+
+def test_export_schema(stores: Stores, tmp_path: Path) -> None:
+    target = tmp_path / "schema.sql"
+    payload = invoke_json(stores.settings, "db", "export-schema", "-o", str(target))
+    ddl = target.read_text()
+    assert payload["ddl"] == ddl  # type: ignore[index]
+    assert ddl.count("-- store:") == 3
+    assert (
+        "CREATE TABLE" in ddl and "time_series" in ddl and "ix_time_series_symbol_timestamp" in ddl
+    )
+    code, out, _ = invoke(stores.settings, "db", "export-schema")
+    assert code == 0 and out == ddl
+
+
+def test_missing_store_is_reported_not_created(fresh: Settings) -> None:
+    code, out, err = invoke(fresh, "db", "info", "--json")
+    if fresh.app_url is None:  # SQLite: the file is missing, and stays missing
+        assert code == 2
+        assert "does not exist" in err and "cryptotrading init" in err
+        assert "Traceback" not in out + err
+        assert not fresh.data_dir.exists()
+    else:  # PostgreSQL: the (empty) database exists but carries no schema yet
+        assert code == 0
+        assert all(set(i["versions"].values()) == {None} for i in json.loads(out))
+
+
+def test_unreachable_postgres_url(tmp_path: Path) -> None:
+    env = {
+        "CRYPTOTRADING_DATA_DIR": str(tmp_path / "data"),
+        "CRYPTOTRADING_APP_URL": "postgresql://postgres@127.0.0.1:1/nowhere",
+    }
+    result = runner.invoke(app, ["init"], env=env)
+    assert result.exit_code == 3
+    assert "unavailable" in result.stderr and "hint:" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    debug = runner.invoke(app, ["--debug", "init"], env=env)
+    assert debug.exit_code == 3 and "Traceback" in debug.stderr
+
+
+def test_bad_settings_are_configuration_errors(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["--layout", "four", "db", "info"], env={})
+    assert result.exit_code == 2
+    assert "invalid setting layout" in result.stderr
+    result = runner.invoke(app, ["init"], env={"CRYPTOTRADING_APP_URL": "mysql://root@localhost/x"})
+    assert result.exit_code == 2 and "unsupported database backend" in result.stderr
