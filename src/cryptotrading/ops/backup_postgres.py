@@ -1,0 +1,180 @@
+"""PostgreSQL side of backups: ``pg_dump -Fc`` at an exported snapshot, ``pg_restore``
+into a scratch database, and the swap of databases by renaming."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy.engine import URL, make_url
+
+from cryptotrading.db.engine import normalize_url
+from cryptotrading.db.session import translate_errors
+from cryptotrading.errors import ConfigurationError, StoreBusyError, StoreError
+from cryptotrading.migrations.environment import version_table
+
+#: PostgreSQL truncates identifiers longer than this.
+MAX_IDENTIFIER = 63
+
+
+def tool(name: str) -> str:
+    """Path of a PostgreSQL client program (pg_dump, pg_restore)."""
+    found = shutil.which(name) or (
+        f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None
+    )
+    if found is None:
+        raise ConfigurationError(
+            f"{name} is not installed; it is needed to back up PostgreSQL stores",
+            hint="Install the PostgreSQL client programs (e.g. apt-get install postgresql-client).",
+        )
+    return found
+
+
+def _libpq(url: URL) -> tuple[str, dict[str, str]]:
+    """A libpq URI without the password, and the environment carrying it."""
+    env = dict(os.environ)
+    if url.password:
+        env["PGPASSWORD"] = str(url.password)
+    plain = url.set(drivername="postgresql", password=None)
+    return plain.render_as_string(hide_password=False), env
+
+
+def _run(command: list[str], env: dict[str, str], what: str) -> None:
+    completed = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if completed.returncode != 0:
+        detail = completed.stderr.strip().splitlines()
+        raise StoreError(
+            f"{what} failed: {detail[-1] if detail else f'exit code {completed.returncode}'}",
+            hint="Check the server, the disk space of the target and the file named above.",
+        )
+
+
+def _describe(
+    connection: Connection, lineages: Iterable[str], tables: Iterable[str]
+) -> tuple[dict[str, str | None], dict[str, int]]:
+    existing = {
+        row[0]
+        for row in connection.exec_driver_sql(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+        )
+    }
+    versions: dict[str, str | None] = {}
+    for lineage in lineages:
+        name = version_table(lineage)
+        value = (
+            connection.exec_driver_sql(f'SELECT version_num FROM "{name}"').scalar()
+            if name in existing
+            else None
+        )
+        versions[lineage] = str(value) if value is not None else None
+    counts = {
+        table: int(connection.exec_driver_sql(f'SELECT count(*) FROM "{table}"').scalar() or 0)
+        for table in sorted(tables)
+        if table in existing
+    }
+    return versions, counts
+
+
+def dump(
+    engine: Engine, url: str, target: Path, lineages: Iterable[str], tables: Iterable[str]
+) -> tuple[dict[str, str | None], dict[str, int]]:
+    """``pg_dump -Fc`` into *target*; versions and row counts from the same snapshot.
+
+    A REPEATABLE READ transaction exports its snapshot, counts the rows, and keeps
+    the snapshot alive while ``pg_dump --snapshot`` reads it: the counts in the
+    manifest describe exactly the dumped data, whatever writers do meanwhile.
+    """
+    uri, env = _libpq(make_url(normalize_url(url)))
+    with translate_errors("backup"), engine.connect() as connection:
+        connection = connection.execution_options(isolation_level="REPEATABLE READ")
+        with connection.begin():
+            connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+            snapshot = connection.exec_driver_sql("SELECT pg_export_snapshot()").scalar()
+            versions, counts = _describe(connection, lineages, tables)
+            _run(
+                [tool("pg_dump"), "-Fc", "--no-owner", "--no-privileges",
+                 f"--snapshot={snapshot}", "-f", str(target), f"--dbname={uri}"],
+                env,
+                "pg_dump",
+            )  # fmt: skip
+    return versions, counts
+
+
+def list_contents(url: str, archive: Path) -> None:
+    """``pg_restore --list``: the archive's table of contents must be readable."""
+    _uri, env = _libpq(make_url(normalize_url(url)))
+    _run([tool("pg_restore"), "--list", str(archive)], env, "pg_restore --list")
+
+
+def _admin_engine(url: str) -> Engine:
+    """An autocommit engine on the server's maintenance database ``postgres``."""
+    parsed = make_url(normalize_url(url)).set(database="postgres")
+    return create_engine(parsed, isolation_level="AUTOCOMMIT")
+
+
+def scratch_name(database: str, purpose: str) -> str:
+    suffix = f"_{purpose}_{uuid.uuid4().hex[:8]}"
+    return database[: MAX_IDENTIFIER - len(suffix)] + suffix
+
+
+@contextmanager
+def scratch_restore(
+    url: str, archive: Path, lineages: Iterable[str], tables: Iterable[str], *, keep: bool
+) -> Iterator[tuple[str, dict[str, str | None], dict[str, int]]]:
+    """Restore *archive* into a new scratch database on the same server; yield its
+    name, versions and row counts. Dropped on exit unless *keep* (and no error)."""
+    live = make_url(normalize_url(url))
+    name = scratch_name(str(live.database), "verify")
+    admin = _admin_engine(url)
+    uri, env = _libpq(live.set(database=name))
+    kept = False
+    try:
+        with translate_errors("backup verify"), admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE template0')
+        _run(
+            [tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error",
+             f"--dbname={uri}", str(archive)],
+            env,
+            "pg_restore",
+        )  # fmt: skip
+        scratch = create_engine(live.set(database=name))
+        try:
+            with translate_errors("backup verify"), scratch.connect() as connection:
+                versions, counts = _describe(connection, lineages, tables)
+        finally:
+            scratch.dispose()
+        yield name, versions, counts
+        kept = keep
+    finally:
+        if not kept:
+            with admin.connect() as connection:
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def swap_databases(url: str, restored: str, aside: str) -> None:
+    """Rename the live database to *aside* and *restored* to the live name.
+
+    Fails cleanly (nothing renamed) while other sessions use the live database.
+    """
+    live = str(make_url(normalize_url(url)).database)
+    admin = _admin_engine(url)
+    try:
+        with admin.connect() as connection:
+            try:
+                connection.exec_driver_sql(f'ALTER DATABASE "{live}" RENAME TO "{aside}"')
+            except Exception as exc:
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{restored}" WITH (FORCE)')
+                raise StoreBusyError(
+                    f"cannot restore database {live!r}: {str(exc).splitlines()[0]}",
+                    hint="Stop every process connected to the database, then restore again.",
+                ) from None
+            connection.exec_driver_sql(f'ALTER DATABASE "{restored}" RENAME TO "{live}"')
+    finally:
+        admin.dispose()
