@@ -148,3 +148,15 @@ def test_bad_settings_are_configuration_errors(tmp_path: Path) -> None:
     assert "invalid setting layout" in result.stderr
     result = runner.invoke(app, ["init"], env={"CRYPTOTRADING_APP_URL": "mysql://root@localhost/x"})
     assert result.exit_code == 2 and "unsupported database backend" in result.stderr
+
+
+def test_newer_schema_version_is_refused_and_untouched(stores: Stores) -> None:
+    with stores.engine(stores.market).begin() as connection:
+        connection.execute(text("UPDATE alembic_version_market SET version_num = '3.0.0'"))
+    for command in (["init"], ["db", "upgrade"], ["db", "info"], ["db", "check"]):
+        code, out, err = invoke(stores.settings, *command)
+        assert code == 4, (command, err)
+        assert "'3.0.0'" in err and "unknown to this release" in err and "hint:" in err
+    with stores.engine(stores.market).connect() as connection:
+        version = connection.execute(text("SELECT version_num FROM alembic_version_market"))
+        assert version.scalar_one() == "3.0.0"

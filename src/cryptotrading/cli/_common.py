@@ -52,8 +52,8 @@ def open_stores(ctx: typer.Context) -> Stores:
 def report_error(exc: CryptotradingError, *, debug: bool) -> None:
     if debug:
         err_console.print(traceback.format_exc(), markup=False, highlight=False)
-    err_console.print(f"error: {exc.message}", markup=False, highlight=False)
-    err_console.print(f"hint: {exc.hint}", markup=False, highlight=False)
+    typer.echo(f"error: {exc.message}", err=True)
+    typer.echo(f"hint: {exc.hint}", err=True)
 
 
 class ErrorReportingGroup(TyperGroup):
