@@ -154,7 +154,7 @@ def test_newer_schema_version_is_refused_and_untouched(stores: Stores) -> None:
     with stores.engine(stores.market).begin() as connection:
         connection.execute(text("UPDATE alembic_version_market SET version_num = '3.0.0'"))
     for command in (["init"], ["db", "upgrade"], ["db", "info"], ["db", "check"]):
-        code, out, err = invoke(stores.settings, *command)
+        code, _out, err = invoke(stores.settings, *command)
         assert code == 4, (command, err)
         assert "'3.0.0'" in err and "unknown to this release" in err and "hint:" in err
     with stores.engine(stores.market).connect() as connection:
