@@ -60,8 +60,9 @@ def test_restore_brings_back_the_backed_up_rows_and_keeps_the_old_aside(
         with sqlite3.connect(aside) as old:
             assert old.execute("SELECT count(*) FROM time_series").fetchone()[0] == 600
     else:
-        from cryptotrading.db.engine import create_store_engine
         from sqlalchemy.engine import make_url
+
+        from cryptotrading.db.engine import create_store_engine
 
         old_url = make_url(stores.market.url).set(database=restored.kept_aside)
         old = create_store_engine(old_url.render_as_string(hide_password=False))

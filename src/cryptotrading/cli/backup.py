@@ -2,12 +2,151 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+from pathlib import Path
+
 import typer
 
-from cryptotrading.cli._common import ErrorReportingGroup
+from cryptotrading.cli._common import (
+    ErrorReportingGroup,
+    JsonOption,
+    console,
+    emit,
+    open_stores,
+    print_table,
+)
+from cryptotrading.ops import backup
 
 backup_app = typer.Typer(
     cls=ErrorReportingGroup,
     no_args_is_help=True,
     help="Verified, compressed backups with rotation.",
 )
+
+DirOption = typer.Option(None, "--dir", help="Backup directory (default: <data_dir>/backups).")
+
+
+def _directory(ctx: typer.Context, directory: Path | None) -> Path:
+    return directory or backup.default_directory(open_stores(ctx))
+
+
+def _print_manifests(title: str, manifests: list[backup.Manifest]) -> None:
+    print_table(
+        title,
+        ["id", "store", "kind", "created", "bytes", "rows", "versions"],
+        [
+            (
+                m.id,
+                m.store,
+                m.kind,
+                m.created_at[:19],
+                m.size_bytes,
+                m.total_rows,
+                ", ".join(f"{k} {v}" for k, v in m.schema_versions.items()),
+            )
+            for m in manifests
+        ],
+    )
+
+
+@backup_app.command()
+def create(
+    ctx: typer.Context,
+    store: str | None = typer.Option(None, "--store", help="Only this store (default: all)."),
+    kind: str = typer.Option("daily", "--kind", help="daily or weekly (rotation class)."),
+    directory: Path | None = DirOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Back up stores online (writers keep running) into compressed, checksummed files."""
+    stores = open_stores(ctx)
+    target = _directory(ctx, directory)
+    with console.status("backing up ...", spinner="dots") if not as_json else nullcontext():
+        manifests = backup.create_backups(stores, kind, target, only=store)
+    emit(
+        as_json,
+        [m.as_dict() for m in manifests],
+        lambda: _print_manifests(f"backups written to {target}", manifests),
+    )
+
+
+@backup_app.command("list")
+def list_command(
+    ctx: typer.Context,
+    store: str | None = typer.Option(None, "--store", help="Only backups of this store."),
+    directory: Path | None = DirOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """List finished backups, newest first."""
+    manifests = backup.list_backups(_directory(ctx, directory), store)
+    emit(as_json, [m.as_dict() for m in manifests], lambda: _print_manifests("backups", manifests))
+
+
+@backup_app.command()
+def verify(
+    ctx: typer.Context,
+    backup_id: str = typer.Argument(..., metavar="ID", help="Backup id (see `backup list`)."),
+    directory: Path | None = DirOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Checksum, restore into a scratch copy, integrity check and row counts; exit 1 if bad."""
+    stores = open_stores(ctx)
+    result = backup.verify_backup(stores, backup_id, _directory(ctx, directory))
+    emit(
+        as_json,
+        result.as_dict(),
+        lambda: print_table(
+            f"verify {backup_id}",
+            ["check", "result", "detail"],
+            [
+                (c.name, "ok" if c.ok else "FAILED", c.detail if not c.ok else "")
+                for c in result.checks
+            ],
+        ),
+    )
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@backup_app.command()
+def restore(
+    ctx: typer.Context,
+    backup_id: str = typer.Argument(..., metavar="ID", help="Backup id (see `backup list`)."),
+    directory: Path | None = DirOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Verify a backup, then swap it in atomically; the old database is kept aside.
+
+    Stop the processes writing to the store first.
+    """
+    stores = open_stores(ctx)
+    restored = backup.restore_backup(stores, backup_id, _directory(ctx, directory))
+    emit(
+        as_json,
+        restored.as_dict(),
+        lambda: console.print(
+            f"restored {restored.id} into store {restored.store}; "
+            f"the previous database is kept as {restored.kept_aside}"
+        ),
+    )
+
+
+@backup_app.command()
+def prune(
+    ctx: typer.Context,
+    keep_daily: int = typer.Option(backup.DEFAULT_KEEP_DAILY, "--keep-daily", help="Daily kept."),
+    keep_weekly: int = typer.Option(
+        backup.DEFAULT_KEEP_WEEKLY, "--keep-weekly", help="Weekly backups kept."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only show what would be deleted."),
+    directory: Path | None = DirOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Delete all but the newest N daily and M weekly backups of every store."""
+    removed = backup.prune_backups(
+        _directory(ctx, directory), keep_daily, keep_weekly, dry_run=dry_run
+    )
+    emit(
+        as_json,
+        {"dry_run": dry_run, "removed": [m.as_dict() for m in removed]},
+        lambda: _print_manifests("would remove" if dry_run else "removed", removed),
+    )

@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator
@@ -152,9 +153,10 @@ def _writing(directory: Path, what: str) -> Iterator[None]:
     """Turn OS errors while writing a backup (disk full, read-only) into DataDirError."""
     try:
         yield
-    except OSError as exc:
+    except (OSError, sqlite3.Error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise DataDirError(
-            f"cannot write {what} in {directory}: {exc.strerror or exc}",
+            f"cannot write {what} in {directory}: {reason}",
             hint="Free disk space or choose another directory with --dir; "
             "the source database was not changed.",
         ) from None
@@ -208,7 +210,8 @@ def create_backup(
                     versions, counts = backup_sqlite.describe(copy, store.lineages, _tables(store))
                     backup_sqlite.compress(copy, partial)
                 finally:
-                    copy.unlink(missing_ok=True)
+                    for leftover in ("", "-journal", "-wal", "-shm"):
+                        copy.with_name(copy.name + leftover).unlink(missing_ok=True)
             else:
                 versions, counts = backup_postgres.dump(
                     engine, store.url, partial, store.lineages, _tables(store)

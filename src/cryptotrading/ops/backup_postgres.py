@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import uuid
 from collections.abc import Iterable, Iterator
@@ -16,7 +17,7 @@ from sqlalchemy.engine import URL, make_url
 
 from cryptotrading.db.engine import normalize_url
 from cryptotrading.db.session import translate_errors
-from cryptotrading.errors import ConfigurationError, StoreBusyError, StoreError
+from cryptotrading.errors import ConfigurationError, DataDirError, StoreBusyError, StoreError
 from cryptotrading.migrations.environment import version_table
 
 #: PostgreSQL truncates identifiers longer than this.
@@ -45,14 +46,32 @@ def _libpq(url: URL) -> tuple[str, dict[str, str]]:
     return plain.render_as_string(hide_password=False), env
 
 
-def _run(command: list[str], env: dict[str, str], what: str) -> None:
+_WRITE_FAILURES = ("no space left", "could not write", "could not open output", "permission denied")
+
+
+def _run(command: list[str], env: dict[str, str], what: str, output: Path | None = None) -> None:
     completed = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    if completed.returncode != 0:
-        detail = completed.stderr.strip().splitlines()
-        raise StoreError(
-            f"{what} failed: {detail[-1] if detail else f'exit code {completed.returncode}'}",
-            hint="Check the server, the disk space of the target and the file named above.",
+    if completed.returncode == 0:
+        return
+    lines = completed.stderr.strip().splitlines()
+    if completed.returncode < 0:
+        detail = f"killed by {signal.Signals(-completed.returncode).name}"
+    else:
+        detail = lines[-1] if lines else f"exit code {completed.returncode}"
+    write_failed = completed.returncode == -signal.SIGXFSZ or any(
+        text in completed.stderr.lower() for text in _WRITE_FAILURES
+    )
+    if output is not None and write_failed:
+        raise DataDirError(
+            f"cannot write backup {output.name} in {output.parent}: {detail} "
+            "(disk full, file size limit or read-only target)",
+            hint="Free disk space or choose another directory with --dir; "
+            "the source database was not changed.",
         )
+    raise StoreError(
+        f"{what} failed: {detail}",
+        hint="Check the server, the disk space of the target and the file named above.",
+    )
 
 
 def _describe(
@@ -102,6 +121,7 @@ def dump(
                  f"--snapshot={snapshot}", "-f", str(target), f"--dbname={uri}"],
                 env,
                 "pg_dump",
+                target,
             )  # fmt: skip
     return versions, counts
 
