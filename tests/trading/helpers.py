@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, insert
@@ -49,3 +50,29 @@ def load_candles(
     with engine.begin() as connection:
         connection.execute(insert(TimeSeries), values)
     return len(values)
+
+
+def insert_candle(
+    engine: Engine,
+    symbol: str,
+    when: datetime,
+    *,
+    close: float,
+    frequency: str = "1h",
+    exchange: str = "",
+) -> None:
+    """One candle (open = high = low = close) at *when*."""
+    row = {
+        "symbol": symbol,
+        "frequency": frequency,
+        "timestamp": int(when.timestamp() * 1000),
+        "exchange": exchange,
+        "open": close,
+        "high": close,
+        "low": close,
+        "close": close,
+        "volume": 1.0,
+        "ingested_at": int(time.time() * 1000),
+    }
+    with engine.begin() as connection:
+        connection.execute(insert(TimeSeries), [row])
