@@ -203,7 +203,7 @@ class Vault:
         log.info("created vault key %s", key.key_id)
         return key
 
-    def keys(self) -> list[KeyInfo]:
+    def data_keys(self) -> list[KeyInfo]:
         """Metadata of every data key, oldest first, with how many credentials use it."""
         with read_session(self.engine, "vault") as session:
             counts: dict[str | None, int] = {}
@@ -350,7 +350,7 @@ class Vault:
                 query = query.where(User.id == find_user(session, username, active=False).id)
             return [
                 self._summary(user, credential, self._decrypt(session, credential)["api_key"])
-                for user, credential in session.execute(query).tuples()
+                for user, credential in session.execute(query)
             ]
 
     def remove(self, username: str, service: str) -> CredentialSummary:
