@@ -212,6 +212,55 @@ def _existing(request: OrderRequest, order: TradingOrder) -> Submitted:
     return Submitted(order, created=False)
 
 
+def create_order(
+    session: Session, request: OrderRequest, *, submitted_at: datetime | None = None
+) -> Submitted:
+    """Store *request* as a ``new`` order in the caller's transaction; an order with
+    the same client order id is returned instead (idempotent retry)."""
+    if session.get(User, request.user_id) is None:
+        raise NotFoundError(
+            f"user {request.user_id} does not exist",
+            hint="Create the user first (`cryptotrading users ...`).",
+        )
+    if request.client_order_id is not None:
+        found = _by_client_id(session, request.user_id, request.client_order_id)
+        if found is not None:
+            return _existing(request, found)
+    order = TradingOrder(
+        order_id=f"ord-{uuid.uuid4().hex}",
+        client_order_id=request.client_order_id,
+        user_id=request.user_id,
+        decision_id=request.decision_id,
+        symbol=request.symbol,
+        exchange=request.exchange,
+        side=request.side,
+        order_type=request.order_type,
+        status="new",
+        amount=request.amount,
+        price=request.price,
+        stop_price=request.stop_price,
+        filled_amount=ZERO,
+        fee=ZERO,
+        fee_currency=request.fee_currency,
+        time_in_force=request.time_in_force,
+        fills=[],
+        submitted_at=submitted_at or utcnow(),
+    )
+    session.add(order)
+    session.flush()
+    return Submitted(order, created=True)
+
+
+def after_race(engine: Engine, request: OrderRequest) -> Submitted | None:
+    """The order a concurrent submit with the same client order id stored, if any
+    (PostgreSQL reports the race as a unique violation)."""
+    if request.client_order_id is None:
+        return None
+    with unit_of_work(engine, "app store") as session:
+        found = _by_client_id(session, request.user_id, request.client_order_id)
+        return None if found is None else _existing(request, found)
+
+
 def submit_request(
     engine: Engine, request: OrderRequest, *, submitted_at: datetime | None = None
 ) -> Submitted:
@@ -219,47 +268,12 @@ def submit_request(
     returns the first order instead of creating a second one."""
     try:
         with unit_of_work(engine, "app store") as session:
-            if session.get(User, request.user_id) is None:
-                raise NotFoundError(
-                    f"user {request.user_id} does not exist",
-                    hint="Create the user first (`cryptotrading users ...`).",
-                )
-            if request.client_order_id is not None:
-                found = _by_client_id(session, request.user_id, request.client_order_id)
-                if found is not None:
-                    return _existing(request, found)
-            order = TradingOrder(
-                order_id=f"ord-{uuid.uuid4().hex}",
-                client_order_id=request.client_order_id,
-                user_id=request.user_id,
-                decision_id=request.decision_id,
-                symbol=request.symbol,
-                exchange=request.exchange,
-                side=request.side,
-                order_type=request.order_type,
-                status="new",
-                amount=request.amount,
-                price=request.price,
-                stop_price=request.stop_price,
-                filled_amount=ZERO,
-                fee=ZERO,
-                fee_currency=request.fee_currency,
-                time_in_force=request.time_in_force,
-                fills=[],
-                submitted_at=submitted_at or utcnow(),
-            )
-            session.add(order)
-            session.flush()
-            return Submitted(order, created=True)
+            return create_order(session, request, submitted_at=submitted_at)
     except IntegrityViolationError:
-        # A concurrent submit with the same client order id won the race (PostgreSQL).
-        if request.client_order_id is None:
+        raced = after_race(engine, request)
+        if raced is None:
             raise
-        with unit_of_work(engine, "app store") as session:
-            found = _by_client_id(session, request.user_id, request.client_order_id)
-            if found is None:
-                raise
-            return _existing(request, found)
+        return raced
 
 
 def submit_order(engine: Engine, **fields: Any) -> Submitted:
