@@ -1,0 +1,155 @@
+"""The SQLite fast path: multi-row upserts and fetches on the raw ``sqlite3`` driver.
+
+Constants (symbol, frequency, exchange, ingested_at) are bound once per statement as
+``?1..?4``; each candle adds six parameters. Timestamps are passed as floats and
+stored as integers (INTEGER affinity converts integral reals), which lets one
+``tolist()`` of a float matrix build every parameter.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from cryptotrading.market.candles import CANDLE_DTYPE, Candles
+
+ROWS_PER_STATEMENT = 500
+_SELECT = "SELECT timestamp, open, high, low, close, volume FROM time_series"
+_UPSERT = (
+    " ON CONFLICT (symbol, frequency, timestamp, exchange) DO UPDATE SET"
+    " open = excluded.open, high = excluded.high, low = excluded.low,"
+    " close = excluded.close, volume = excluded.volume, ingested_at = excluded.ingested_at"
+    " WHERE time_series.open IS NOT excluded.open OR time_series.high IS NOT excluded.high"
+    " OR time_series.low IS NOT excluded.low OR time_series.close IS NOT excluded.close"
+    " OR time_series.volume IS NOT excluded.volume"
+)
+
+
+@cache
+def _insert_sql(rows: int) -> str:
+    values = ",".join(
+        "(?1,?2,?{},?3,?{},?{},?{},?{},?{},?4)".format(*range(5 + 6 * i, 11 + 6 * i))
+        for i in range(rows)
+    )
+    return (
+        "INSERT INTO time_series (symbol, frequency, timestamp, exchange, open, high, low,"
+        f" close, volume, ingested_at) VALUES {values}{_UPSERT}"
+    )
+
+
+def write(
+    conn: sqlite3.Connection,
+    symbol: str,
+    frequency: str,
+    exchange: str,
+    candles: Candles,
+    ingested_at: int,
+) -> int:
+    """Upsert *candles* (inside the caller's transaction); returns rows changed."""
+    matrix = np.column_stack(
+        (
+            candles.timestamp.astype(np.float64),
+            candles.open,
+            candles.high,
+            candles.low,
+            candles.close,
+            candles.volume,
+        )
+    )
+    flat: list[float] = matrix.ravel().tolist()
+    before = conn.total_changes
+    head: list[Any] = [symbol, frequency, exchange, ingested_at]
+    step = ROWS_PER_STATEMENT * 6
+    full = _insert_sql(ROWS_PER_STATEMENT)
+    for begin in range(0, len(flat), step):
+        chunk = flat[begin : begin + step]
+        sql = full if len(chunk) == step else _insert_sql(len(chunk) // 6)
+        conn.execute(sql, head + chunk)
+    return conn.total_changes - before
+
+
+def read(
+    conn: sqlite3.Connection,
+    symbol: str,
+    frequency: str,
+    exchange: str | None,
+    start: int | None,
+    end: int | None,
+) -> Candles:
+    """Candles in ``[start, end)`` ordered by timestamp (all exchanges when None)."""
+    where, params = _where(symbol, frequency, exchange, start, end)
+    rows = conn.execute(f"{_SELECT} WHERE {where} ORDER BY timestamp", params).fetchall()
+    return Candles.from_records(np.fromiter(rows, CANDLE_DTYPE, count=len(rows)))
+
+
+def _where(
+    symbol: str, frequency: str, exchange: str | None, start: int | None, end: int | None
+) -> tuple[str, list[Any]]:
+    clauses = ["symbol = ?", "frequency = ?"]
+    params: list[Any] = [symbol, frequency]
+    if exchange is not None:
+        clauses.append("exchange = ?")
+        params.append(exchange)
+    if start is not None:
+        clauses.append("timestamp >= ?")
+        params.append(start)
+    if end is not None:
+        clauses.append("timestamp < ?")
+        params.append(end)
+    return " AND ".join(clauses), params
+
+
+def latest(
+    conn: sqlite3.Connection,
+    symbols: Sequence[str],
+    frequency: str | None,
+    exchange: str | None,
+) -> list[tuple[Any, ...]]:
+    """Newest candle per symbol, one index probe each (``ORDER BY ... DESC LIMIT 1``)."""
+    extra, params = "", []
+    if frequency is not None:
+        extra += " AND frequency = ?"
+        params.append(frequency)
+    if exchange is not None:
+        extra += " AND exchange = ?"
+        params.append(exchange)
+    sql = (
+        "SELECT symbol, frequency, exchange, timestamp, open, high, low, close, volume"
+        f" FROM time_series WHERE symbol = ?{extra} ORDER BY timestamp DESC LIMIT 1"
+    )
+    found = (conn.execute(sql, [symbol, *params]).fetchone() for symbol in symbols)
+    return [row for row in found if row is not None]
+
+
+def frequencies(conn: sqlite3.Connection, symbol: str) -> list[str]:
+    """Distinct frequencies stored for *symbol* (a skip-scan over the primary key)."""
+    found: list[str] = []
+    sql = (
+        "SELECT frequency FROM time_series WHERE symbol = ? AND frequency > ?"
+        " ORDER BY symbol, frequency LIMIT 1"
+    )
+    while (row := conn.execute(sql, (symbol, found[-1] if found else "")).fetchone()) is not None:
+        found.append(row[0])
+    return found
+
+
+def exchanges(conn: sqlite3.Connection, symbol: str, frequency: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT DISTINCT exchange FROM time_series WHERE symbol = ? AND frequency = ?",
+        (symbol, frequency),
+    ).fetchall()
+    return sorted(row[0] for row in rows)
+
+
+def series(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+    """(symbol, frequency, exchange, rows, first, last) of every stored series."""
+    return list(
+        conn.execute(
+            "SELECT symbol, frequency, exchange, COUNT(*), MIN(timestamp), MAX(timestamp)"
+            " FROM time_series GROUP BY symbol, frequency, exchange ORDER BY 1, 2, 3"
+        )
+    )

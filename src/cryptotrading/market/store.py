@@ -1,0 +1,260 @@
+"""``MarketStore``: write, read (at any timeframe) and query candles in ``time_series``.
+
+Writes and reads go through the raw driver (``sqlite3`` / psycopg binary COPY) in one
+transaction per call; SQLAlchemy only supplies the configured, pooled connections.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from types import ModuleType
+from typing import Any, NamedTuple
+
+import pandas as pd
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+
+from cryptotrading.db.session import translate
+from cryptotrading.errors import NotFoundError, ValidationError
+from cryptotrading.market import postgres_io, sqlite_io
+from cryptotrading.market.candles import Candles, to_candles
+from cryptotrading.market.resample import resample
+from cryptotrading.market.timeframes import Timeframe, parse_timeframe
+from cryptotrading.market.validation import check_names, validate_candles
+from cryptotrading.stores import Stores
+
+TimeLike = int | str | datetime | date | pd.Timestamp | None
+
+
+class LatestCandle(NamedTuple):
+    """The newest stored candle of one symbol."""
+
+    symbol: str
+    timeframe: str
+    exchange: str
+    timestamp: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+class SeriesInfo(NamedTuple):
+    """One stored series: its key, row count and time span (epoch ms)."""
+
+    symbol: str
+    timeframe: str
+    exchange: str
+    rows: int
+    first: int
+    last: int
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one ``write_ohlcv`` call did: rows received and rows inserted or changed
+    (``unchanged`` rows were already stored with identical values)."""
+
+    rows: int
+    changed: int
+
+    @property
+    def unchanged(self) -> int:
+        return self.rows - self.changed
+
+
+def to_epoch_ms(value: TimeLike) -> int | None:
+    """Epoch milliseconds from an int (ms), an ISO string or a datetime (naive = UTC)."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(
+            f"cannot parse date {value!r}: {exc}",
+            hint="Use an ISO date such as 2021-01-31 or 2021-01-31T12:00:00Z, or epoch ms.",
+        ) from None
+    if pd.isna(stamp):
+        raise ValidationError(f"cannot parse date {value!r}", hint="Use an ISO date.")
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return int(stamp.value // 1_000_000)
+
+
+class MarketStore:
+    """The high-frequency candle store (``time_series``) of a :class:`Stores`."""
+
+    def __init__(self, stores: Stores) -> None:
+        self.stores = stores
+        self.engine: Engine = stores.engine(stores.market)
+        self.backend = self.engine.dialect.name
+        self._io: ModuleType = sqlite_io if self.backend == "sqlite" else postgres_io
+
+    @contextmanager
+    def _connection(self, *, write: bool) -> Iterator[Any]:
+        """A raw driver connection; with *write*, inside one committed transaction."""
+        pooled = self.engine.raw_connection()
+        dbapi = self.engine.dialect.loaded_dbapi
+        conn: Any = pooled.driver_connection
+        try:
+            if write and self.backend == "sqlite":
+                conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if self.backend == "sqlite":
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                else:
+                    conn.rollback()
+                raise
+            if self.backend == "sqlite":
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+            else:
+                conn.commit()
+        except dbapi.Error as exc:
+            wrapped = DBAPIError.instance(None, None, exc, dbapi.Error)
+            assert isinstance(wrapped, DBAPIError)
+            raise translate(wrapped, "market store") from exc
+        finally:
+            pooled.close()
+
+    # -- writing ---------------------------------------------------------------
+
+    def write_ohlcv(
+        self, data: Any, *, symbol: str, timeframe: str, exchange: str = ""
+    ) -> WriteResult:
+        """Validate and upsert candles in one transaction.
+
+        *data*: a DataFrame (``timestamp``/``date`` + ``open high low close volume``),
+        an Arrow table, a numpy structured or n x 6 array, or ccxt rows. Identical
+        candles are left alone; changed ones replace the stored ones. Invalid data
+        raises :class:`ValidationError` naming the first bad row; nothing is written.
+        """
+        frame = parse_timeframe(timeframe)
+        check_names(symbol, exchange)
+        candles = to_candles(data)
+        validate_candles(candles, frame)
+        if len(candles) == 0:
+            return WriteResult(0, 0)
+        now = int(time.time() * 1000)
+        with self._connection(write=True) as conn:
+            changed = self._io.write(conn, symbol, frame.name, exchange, candles, now)
+        return WriteResult(len(candles), int(changed))
+
+    # -- reading ---------------------------------------------------------------
+
+    def timeframes(self, symbol: str) -> list[str]:
+        """Timeframes stored for *symbol*, finest first."""
+        with self._connection(write=False) as conn:
+            names: list[str] = self._io.frequencies(conn, symbol)
+        return sorted(names, key=lambda name: parse_timeframe(name).ms)
+
+    def read_candles(
+        self,
+        symbol: str,
+        timeframe: str,
+        start: TimeLike = None,
+        end: TimeLike = None,
+        exchange: str | None = None,
+        *,
+        complete_only: bool = False,
+    ) -> Candles:
+        """Candles in ``[start, end)``; resampled from a finer stored timeframe when
+        *timeframe* itself is not stored (see :mod:`cryptotrading.market.resample`)."""
+        frame = parse_timeframe(timeframe)
+        low, high = to_epoch_ms(start), to_epoch_ms(end)
+        with self._connection(write=False) as conn:
+            stored: list[str] = self._io.frequencies(conn, symbol)
+            if frame.name in stored:
+                candles: Candles = self._io.read(conn, symbol, frame.name, exchange, low, high)
+                source = frame
+            else:
+                source = self._finest_source(symbol, frame, stored)
+                aligned_low = None if low is None else frame.floor(low)
+                candles = self._io.read(conn, symbol, source.name, exchange, aligned_low, high)
+            self._check_single_exchange(conn, candles, symbol, source.name, exchange)
+        if source is frame:
+            return candles
+        out = resample(candles, source, frame, complete_only=complete_only)
+        if low is not None and len(out) and out.timestamp[0] < low:
+            out = out.slice(1, len(out))
+        return out
+
+    def read_ohlcv(
+        self,
+        symbol: str,
+        timeframe: str,
+        start: TimeLike = None,
+        end: TimeLike = None,
+        exchange: str | None = None,
+        as_: str = "pandas",
+        *,
+        complete_only: bool = False,
+    ) -> Any:
+        """Candles as a DataFrame (``as_="pandas"``, UTC DatetimeIndex + ``timestamp``
+        epoch-ms column), an Arrow table (``"arrow"``) or a numpy structured array
+        (``"numpy"``). *exchange* None reads the only exchange stored."""
+        candles = self.read_candles(
+            symbol, timeframe, start, end, exchange, complete_only=complete_only
+        )
+        return candles.convert(as_)
+
+    @staticmethod
+    def _finest_source(symbol: str, frame: Timeframe, stored: list[str]) -> Timeframe:
+        finer = [parse_timeframe(name) for name in stored]
+        usable = [source for source in finer if source.divides(frame)]
+        if not usable:
+            have = ", ".join(stored) or "none"
+            raise NotFoundError(
+                f"no {frame.name} candles for {symbol} and no finer timeframe to build them "
+                f"from (stored: {have})",
+                hint="Import or download candles for this symbol, e.g. "
+                f"`cryptotrading market download --symbol {symbol} --timeframe 1m ...`.",
+            )
+        return max(usable)
+
+    def _check_single_exchange(
+        self, conn: Any, candles: Candles, symbol: str, frequency: str, exchange: str | None
+    ) -> None:
+        if exchange is not None or len(candles) < 2:
+            return
+        if bool((candles.timestamp[1:] > candles.timestamp[:-1]).all()):
+            return
+        names = self._io.exchanges(conn, symbol, frequency)
+        raise ValidationError(
+            f"{symbol} {frequency} is stored for several exchanges: {', '.join(map(repr, names))}",
+            hint="Pass exchange= (CLI: --exchange) to choose one.",
+        )
+
+    def latest(
+        self,
+        symbols: Sequence[str] | str,
+        *,
+        timeframe: str | None = None,
+        exchange: str | None = None,
+    ) -> dict[str, LatestCandle]:
+        """The newest candle per symbol (one index probe per symbol, no table scan)."""
+        names = [symbols] if isinstance(symbols, str) else list(symbols)
+        frequency = None if timeframe is None else parse_timeframe(timeframe).name
+        with self._connection(write=False) as conn:
+            rows = self._io.latest(conn, names, frequency, exchange)
+        return {row[0]: LatestCandle(*row) for row in rows}
+
+    def series(self) -> list[SeriesInfo]:
+        """Every stored (symbol, timeframe, exchange) with its row count and span."""
+        with self._connection(write=False) as conn:
+            rows = self._io.series(conn)
+        return [SeriesInfo(*row) for row in rows]
+
+    def newest_timestamp(self, symbol: str, timeframe: str, exchange: str) -> int | None:
+        """Open time of the newest stored candle of one series, or None."""
+        found = self.latest(symbol, timeframe=timeframe, exchange=exchange)
+        return found[symbol].timestamp if symbol in found else None

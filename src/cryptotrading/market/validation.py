@@ -1,0 +1,75 @@
+"""Validation of candles before anything is written: the first bad row is named."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+
+from cryptotrading.errors import ValidationError
+from cryptotrading.market.candles import PRICE_COLUMNS, Candles
+from cryptotrading.market.timeframes import Timeframe
+
+MAX_NAME = 32
+
+
+def iso(timestamp_ms: int) -> str:
+    """``2021-01-01T00:00:00Z`` for an epoch-ms timestamp."""
+    moment = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def check_names(symbol: str, exchange: str) -> None:
+    if not symbol or len(symbol) > MAX_NAME:
+        raise ValidationError(
+            f"invalid symbol {symbol!r}",
+            hint=f"Give a symbol of 1 to {MAX_NAME} characters in ccxt notation, e.g. BTC/USDT.",
+        )
+    if len(exchange) > MAX_NAME:
+        raise ValidationError(
+            f"exchange name {exchange!r} is longer than {MAX_NAME} characters",
+            hint="Use the ccxt exchange id, e.g. binance.",
+        )
+
+
+def validate_candles(candles: Candles, timeframe: Timeframe) -> None:
+    """Raise :class:`ValidationError` naming the first bad row, or return."""
+    ts = candles.timestamp
+    problems: list[tuple[int, str]] = []
+
+    def first(mask: np.ndarray, describe: str) -> None:
+        if mask.any():
+            problems.append((int(np.argmax(mask)), describe))
+
+    for name in (*PRICE_COLUMNS, "volume"):
+        values = getattr(candles, name)
+        first(~np.isfinite(values), f"{name} is NaN or infinite")
+    for name in PRICE_COLUMNS:
+        first(getattr(candles, name) <= 0, f"{name} is not a positive price")
+    first(candles.volume < 0, "volume is negative")
+    first(candles.high < candles.low, "high is below low")
+    first(
+        candles.high < np.maximum(candles.open, candles.close),
+        "high is below open or close",
+    )
+    first(
+        candles.low > np.minimum(candles.open, candles.close),
+        "low is above open or close",
+    )
+    if len(ts) > 1:
+        steps = np.diff(ts)
+        first(np.r_[False, steps == 0], "duplicate timestamp (same as the previous row)")
+        first(np.r_[False, steps < 0], "timestamp is earlier than the previous row (unsorted)")
+    first(
+        (ts - timeframe.offset_ms) % timeframe.ms != 0,
+        f"timestamp is not on the {timeframe.name} grid",
+    )
+    if not problems:
+        return
+    row, describe = min(problems)
+    raise ValidationError(
+        f"row {row} (timestamp {int(ts[row])} = {iso(int(ts[row]))}): {describe}; "
+        "nothing was written",
+        hint=f"Fix or drop that row (candles must be sorted, unique, on the {timeframe.name} "
+        "grid, with finite positive prices and low <= open, close <= high).",
+    )
