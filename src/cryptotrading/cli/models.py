@@ -2,10 +2,209 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 
-from cryptotrading.cli._common import ErrorReportingGroup
+from cryptotrading.cli._common import (
+    ErrorReportingGroup,
+    JsonOption,
+    console,
+    emit,
+    open_stores,
+    print_table,
+)
+from cryptotrading.intelligence import registry
+from cryptotrading.intelligence.views import parse_json_object, prediction_as_dict
+from cryptotrading.trading.clock import parse_time
 
 models_app = typer.Typer(
     cls=ErrorReportingGroup, no_args_is_help=True, help="ML model registry and predictions."
 )
+
+VersionOption = typer.Option(None, "--version", help="Default: the production version.")
+
+
+@models_app.command()
+def register(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Model name."),
+    version: str = typer.Argument(..., help="Semantic version, e.g. 1.2.0."),
+    framework: str | None = typer.Option(None, "--framework", help="sklearn, torch, xgboost ..."),
+    artifact: str | None = typer.Option(None, "--artifact", help="Path (or URL) of the model."),
+    sha256: str | None = typer.Option(None, "--sha256", help="Expected SHA-256 of the artifact."),
+    metrics: str | None = typer.Option(None, "--metrics", help="JSON object of metrics."),
+    params: str | None = typer.Option(None, "--params", help="JSON object of parameters."),
+    description: str | None = typer.Option(None, "--description", help="Free text."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Register a model version (stage staging)."""
+    stores = open_stores(ctx)
+    model = registry.register_model(
+        stores.engine(stores.app),
+        name=name,
+        version=version,
+        framework=framework,
+        artifact_path=artifact,
+        artifact_sha256=sha256,
+        metrics=parse_json_object(metrics, "--metrics"),
+        parameters=parse_json_object(params, "--params"),
+        description=description,
+    )
+    data = registry.model_as_dict(model)
+    emit(as_json, data, lambda: console.print(f"registered {name} {version} (staging)"))
+
+
+@models_app.command()
+def promote(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Model name."),
+    version: str = typer.Argument(..., help="Version to put in production."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Put a version in production (the previous production version is archived)."""
+    stores = open_stores(ctx)
+    model = registry.promote(stores.engine(stores.app), name, version)
+    emit(
+        as_json,
+        registry.model_as_dict(model),
+        lambda: console.print(f"{name} {version} is in production"),
+    )
+
+
+@models_app.command()
+def stage(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Model name."),
+    version: str = typer.Argument(..., help="Version."),
+    new_stage: str = typer.Argument(..., help="staging, production or archived."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Move a version to a stage."""
+    stores = open_stores(ctx)
+    model = registry.set_stage(stores.engine(stores.app), name, version, new_stage)
+    emit(
+        as_json,
+        registry.model_as_dict(model),
+        lambda: console.print(f"{name} {version} is {model.stage}"),
+    )
+
+
+@models_app.command("list")
+def list_(
+    ctx: typer.Context,
+    name: str | None = typer.Argument(None, help="Only this model."),
+    as_json: bool = JsonOption,
+) -> None:
+    """List registered versions."""
+    stores = open_stores(ctx)
+    models = registry.list_models(stores.engine(stores.app), name)
+    emit(
+        as_json,
+        [registry.model_as_dict(m) for m in models],
+        lambda: print_table(
+            "models",
+            ["name", "version", "stage", "framework", "sha256", "evaluation"],
+            [
+                (
+                    m.model_name,
+                    m.version,
+                    m.stage,
+                    m.framework,
+                    (m.artifact_sha256 or "")[:12],
+                    json.dumps((m.performance_metrics or {}).get("evaluation", {}).get("by_type"))
+                    if (m.performance_metrics or {}).get("evaluation")
+                    else "",
+                )
+                for m in models
+            ],
+        ),
+    )
+
+
+@models_app.command()
+def predict(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Model name."),
+    value: float = typer.Option(..., "--value", help="The predicted value."),
+    version: str | None = VersionOption,
+    symbol: str | None = typer.Option(None, "--symbol", help="ccxt symbol."),
+    prediction_type: str = typer.Option("price", "--type", help="price, return or direction."),
+    confidence: float | None = typer.Option(None, "--confidence", help="0..1."),
+    target_time: str | None = typer.Option(None, "--target", help="Predicted time (ISO-8601)."),
+    at: str | None = typer.Option(None, "--at", help="Prediction time (default now)."),
+    features: str | None = typer.Option(None, "--features", help="JSON object of inputs."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Log a prediction of a model version."""
+    stores = open_stores(ctx)
+    row = registry.log_prediction(
+        stores.engine(stores.app),
+        name=name,
+        version=version,
+        prediction=value,
+        symbol=symbol,
+        prediction_type=prediction_type,
+        confidence=confidence,
+        target_time=None if target_time is None else parse_time(target_time, "--target"),
+        made_at=None if at is None else parse_time(at, "--at"),
+        features=parse_json_object(features, "--features"),
+    )
+    emit(as_json, prediction_as_dict(row), lambda: console.print(f"prediction {row.id} logged"))
+
+
+@models_app.command()
+def resolve(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Model name."),
+    version: str | None = VersionOption,
+    frequency: str | None = typer.Option(None, "--frequency", help="Candle frequency."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Fill in realized values of due predictions from the stored candles."""
+    stores = open_stores(ctx)
+    count = registry.resolve_actuals(
+        stores.engine(stores.app),
+        stores.engine(stores.market),
+        name,
+        version,
+        frequency=frequency,
+    )
+    emit(as_json, {"resolved": count}, lambda: console.print(f"resolved {count} predictions"))
+
+
+@models_app.command()
+def evaluate(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Model name."),
+    version: str | None = VersionOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Compute accuracy / error metrics and store them as performance metrics."""
+    stores = open_stores(ctx)
+    metrics = registry.evaluate_model(stores.engine(stores.app), name, version)
+
+    def render() -> None:
+        rows = [
+            (kind, key, value)
+            for kind, entry in metrics["by_type"].items()
+            for key, value in entry.items()
+        ]
+        print_table(f"evaluation of {name}", ["type", "metric", "value"], rows)
+
+    emit(as_json, metrics, render)
+
+
+@models_app.command()
+def verify(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Model name."),
+    version: str = typer.Argument(..., help="Version."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Check the artifact file against its registered SHA-256 (exit 1 on mismatch)."""
+    stores = open_stores(ctx)
+    ok = registry.verify_artifact(stores.engine(stores.app), name, version)
+    emit(as_json, {"ok": ok}, lambda: console.print("artifact ok" if ok else "artifact CHANGED"))
+    if not ok:
+        raise typer.Exit(1)

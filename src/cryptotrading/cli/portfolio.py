@@ -4,8 +4,110 @@ from __future__ import annotations
 
 import typer
 
-from cryptotrading.cli._common import ErrorReportingGroup
+from cryptotrading.cli._common import (
+    ErrorReportingGroup,
+    JsonOption,
+    console,
+    emit,
+    open_stores,
+    print_table,
+)
+from cryptotrading.trading.accounts import resolve_user
+from cryptotrading.trading.clock import parse_time
+from cryptotrading.trading.portfolio import PortfolioSummary, position_as_dict, summarize
+from cryptotrading.trading.positions import list_positions
 
 portfolio_app = typer.Typer(
     cls=ErrorReportingGroup, no_args_is_help=True, help="Positions and P&L."
 )
+
+
+@portfolio_app.command()
+def positions(
+    ctx: typer.Context,
+    user: str = typer.Option(..., "--user", help="User id or username."),
+    include_closed: bool = typer.Option(False, "--all", help="Include closed positions."),
+    as_json: bool = JsonOption,
+) -> None:
+    """List a user's positions as stored (last mark)."""
+    stores = open_stores(ctx)
+    engine = stores.engine(stores.app)
+    rows = [
+        position_as_dict(p)
+        for p in list_positions(engine, resolve_user(engine, user), include_closed=include_closed)
+    ]
+    columns = [
+        "symbol",
+        "exchange",
+        "quantity",
+        "average_entry_price",
+        "realized_pnl",
+        "unrealized_pnl",
+        "fees_paid",
+        "last_price",
+    ]
+    emit(
+        as_json,
+        rows,
+        lambda: print_table("positions", columns, [[r[c] for c in columns] for r in rows]),
+    )
+
+
+def _render(summary: PortfolioSummary) -> None:
+    data = summary.as_dict()
+    columns = [
+        "symbol",
+        "exchange",
+        "quantity",
+        "average_entry_price",
+        "last_price",
+        "market_value",
+        "unrealized_pnl",
+        "realized_pnl",
+        "fees_paid",
+        "share_of_gross",
+    ]
+    print_table(
+        f"portfolio of user {summary.user_id} marked {data['marked_at']}",
+        columns,
+        [[p[c] for c in columns] for p in data["positions"]],
+    )
+    for key in (
+        "starting_cash",
+        "realized_pnl",
+        "unrealized_pnl",
+        "fees_paid",
+        "net_pnl",
+        "gross_exposure",
+        "net_exposure",
+        "equity",
+    ):
+        console.print(f"{key:>15}: {data[key]}", highlight=False)
+    if summary.unpriced:
+        console.print(f"no candle for: {', '.join(summary.unpriced)} (kept their last mark)")
+
+
+@portfolio_app.command()
+def summary(
+    ctx: typer.Context,
+    user: str = typer.Option(..., "--user", help="User id or username."),
+    starting_cash: str = typer.Option("0", "--starting-cash", help="Cash before any trade."),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="Mark with the newest candle at or before this time (ISO-8601)."
+    ),
+    frequency: str | None = typer.Option(None, "--frequency", help="Candle frequency, e.g. 1h."),
+    no_mark: bool = typer.Option(False, "--no-mark", help="Use the stored marks, no prices."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Mark positions to the latest price and show equity, exposure and P&L."""
+    stores = open_stores(ctx)
+    engine = stores.engine(stores.app)
+    result = summarize(
+        engine,
+        None if no_mark else stores.engine(stores.market),
+        resolve_user(engine, user),
+        starting_cash=starting_cash,
+        as_of=None if as_of is None else parse_time(as_of, "--as-of"),
+        frequency=frequency,
+    )
+    emit(as_json, result.as_dict(), lambda: _render(result))

@@ -22,6 +22,7 @@ from cryptotrading.errors import IntegrityViolationError, NotFoundError, Validat
 from cryptotrading.intelligence._validate import document, probability, text
 from cryptotrading.models.intelligence import AIAnalysis, AIInsight, TradingDecision
 from cryptotrading.models.users import User
+from cryptotrading.trading.clock import maybe_utc
 from cryptotrading.trading.money import parse
 from cryptotrading.trading.orders import (
     Submitted,
@@ -97,7 +98,7 @@ def record_insight(
         confidence=probability(confidence),
         rationale=rationale,
         payload=document(payload, "payload"),
-        expires_at=expires_at,
+        expires_at=maybe_utc(expires_at),
     )
     if created_at is not None:
         insight.created_at = insight.updated_at = created_at
@@ -140,7 +141,7 @@ def decide(
 ) -> TradingDecision:
     """A ``pending`` decision from an insight (action from its recommendation unless
     given; confidence copied). Refused when the insight expired or has no symbol."""
-    when = decided_at or utcnow()
+    when = maybe_utc(decided_at) or utcnow()
     amount = None if quantity is None else parse(quantity, "quantity", positive=True)
     limit = None if price is None else parse(price, "price", positive=True, allow_zero=False)
     if action is not None and action not in DECISION_ACTIONS:

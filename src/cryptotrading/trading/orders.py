@@ -35,6 +35,7 @@ from cryptotrading.models.trading import (
     TradingOrder,
 )
 from cryptotrading.models.users import User
+from cryptotrading.trading.clock import maybe_utc
 from cryptotrading.trading.money import ZERO, as_text, exact, parse, quantize
 from cryptotrading.trading.positions import Fill, record_fill_on_position
 
@@ -385,7 +386,7 @@ def fill_order(
     fill_price = parse(price, "fill price", positive=True, allow_zero=False)
     fill_amount = parse(amount, "fill amount", positive=True, allow_zero=False)
     fill_fee = parse(fee, "fee", positive=True)
-    when = time or utcnow()
+    when = maybe_utc(time) or utcnow()
     with unit_of_work(engine, "app store") as session:
         order = _lock(session, order_id)
         _check_event(order, "fill")

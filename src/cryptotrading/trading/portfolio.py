@@ -112,6 +112,25 @@ def _price(
     return None
 
 
+def position_as_dict(position: PortfolioPosition) -> dict[str, Any]:
+    """JSON-ready view of a stored position (decimals as strings)."""
+    return {
+        "user_id": position.user_id,
+        "symbol": position.symbol,
+        "exchange": position.exchange,
+        "quantity": as_text(position.quantity),
+        "average_entry_price": as_text(position.average_entry_price),
+        "realized_pnl": as_text(position.realized_pnl),
+        "unrealized_pnl": as_text(position.unrealized_pnl),
+        "fees_paid": as_text(position.fees_paid),
+        "last_price": as_text(position.last_price),
+        "market_value": as_text(position.market_value),
+        "opened_at": position.opened_at.isoformat() if position.opened_at else None,
+        "closed_at": position.closed_at.isoformat() if position.closed_at else None,
+        "version": position.version,
+    }
+
+
 def mark_to_market(
     app_engine: Engine,
     market_engine: Engine,

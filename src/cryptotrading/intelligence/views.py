@@ -1,0 +1,110 @@
+"""JSON-ready views of intelligence rows (for the CLI and APIs) and JSON input."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cryptotrading.errors import ValidationError
+from cryptotrading.models.intelligence import (
+    AIAnalysis,
+    AIInsight,
+    DecisionOutcome,
+    MLPrediction,
+    TradingDecision,
+)
+from cryptotrading.trading.money import as_text
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def parse_json_object(text: str | None, what: str) -> dict[str, Any] | None:
+    """A JSON object given on the command line, or None."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(
+            f"{what} is not valid JSON: {exc.msg}", hint=f"Quote {what} as a JSON object."
+        ) from None
+    if not isinstance(value, dict):
+        raise ValidationError(f"{what} must be a JSON object", hint='Use {"key": value}.')
+    return value
+
+
+def analysis_as_dict(row: AIAnalysis) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "symbol": row.symbol,
+        "model": row.model,
+        "analysis_type": row.analysis_type,
+        "signal": row.signal,
+        "confidence": row.confidence,
+        "payload": row.payload,
+        "created_at": _iso(row.created_at),
+    }
+
+
+def insight_as_dict(row: AIInsight) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "analysis_id": row.analysis_id,
+        "symbol": row.symbol,
+        "insight_type": row.insight_type,
+        "recommendation": row.recommendation,
+        "confidence": row.confidence,
+        "rationale": row.rationale,
+        "payload": row.payload,
+        "expires_at": _iso(row.expires_at),
+        "created_at": _iso(row.created_at),
+    }
+
+
+def decision_as_dict(row: TradingDecision) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "insight_id": row.insight_id,
+        "user_id": row.user_id,
+        "symbol": row.symbol,
+        "action": row.action,
+        "confidence": row.confidence,
+        "status": row.status,
+        "quantity": as_text(row.quantity),
+        "price": as_text(row.price),
+        "reasoning": row.reasoning,
+        "decided_at": _iso(row.decided_at),
+    }
+
+
+def outcome_as_dict(row: DecisionOutcome) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "decision_id": row.decision_id,
+        "horizon_minutes": row.horizon_minutes,
+        "actual_outcome": row.actual_outcome,
+        "entry_price": as_text(row.entry_price),
+        "exit_price": as_text(row.exit_price),
+        "return_pct": as_text(row.return_pct),
+        "profit_loss": as_text(row.profit_loss),
+        "is_correct": row.is_correct,
+        "evaluated_at": _iso(row.evaluated_at),
+        "details": row.details,
+    }
+
+
+def prediction_as_dict(row: MLPrediction) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "model_id": row.model_id,
+        "symbol": row.symbol,
+        "prediction": row.prediction,
+        "prediction_type": row.prediction_type,
+        "confidence": row.confidence,
+        "features": row.features,
+        "target_time": _iso(row.target_time),
+        "actual_value": row.actual_value,
+        "created_at": _iso(row.created_at),
+    }
