@@ -29,6 +29,7 @@ from sqlalchemy import Engine
 from cryptotrading.db.engine import backend_of, create_store_engine, mask_url, sqlite_path
 from cryptotrading.errors import ConfigurationError, DataDirError, NotFoundError
 from cryptotrading.models import APP_LINEAGE, MARKET_LINEAGE
+from cryptotrading.ops.monitoring import watch_engine
 from cryptotrading.settings import Settings
 
 LAYOUT_FILES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
@@ -172,6 +173,15 @@ class Stores:
                 create=create,
                 busy_timeout_ms=self.settings.sqlite_busy_timeout_ms,
                 synchronous=_SYNCHRONOUS.get(store.name, "FULL"),
+            )
+            # Operations (issue 4): time every statement; slow ones are stored in
+            # system_metrics for `cryptotrading health` (see ops/monitoring.py).
+            watch_engine(
+                self._engines[key],
+                store.name,
+                self.settings.slow_query_ms,
+                self.app.url,
+                self.settings.sqlite_busy_timeout_ms,
             )
         return self._engines[key]
 

@@ -1,0 +1,218 @@
+"""Monitoring plumbing: the slow-query hook and the logging handler for ``error_logs``.
+
+* :func:`install_slow_query_hook` times every statement of an engine (SQLAlchemy
+  ``before_cursor_execute`` / ``after_cursor_execute`` events). Statements slower
+  than the threshold are kept in a small in-process buffer -- never written from
+  inside the hook, where the statement's own transaction may hold the write lock --
+  and :func:`flush_slow_queries` stores them in ``system_metrics``
+  (``metric_name = 'slow_query'``). ``cryptotrading health --record`` flushes, and
+  so does the process at exit.
+* :class:`ErrorLogHandler` is a :class:`logging.Handler` writing records at ERROR or
+  above, with their stack traces, into ``error_logs``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, event, insert
+
+from cryptotrading.db.engine import create_store_engine
+from cryptotrading.models import ErrorLog, SystemMetric
+
+SLOW_QUERY_METRIC = "slow_query"
+MAX_BUFFERED = 1_000
+MAX_STATEMENT = 2_000
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SlowQuery:
+    """A statement that took longer than the threshold."""
+
+    store: str
+    statement: str
+    milliseconds: float
+    at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "at": self.at.isoformat()}
+
+    def metric_row(self) -> dict[str, Any]:
+        return {
+            "metric_name": SLOW_QUERY_METRIC,
+            "value": round(self.milliseconds, 3),
+            "unit": "ms",
+            "component": f"store:{self.store}",
+            "tags": {"statement": self.statement},
+            "recorded_at": self.at,
+        }
+
+
+_buffer: deque[SlowQuery] = deque(maxlen=MAX_BUFFERED)
+_buffer_lock = threading.Lock()
+_flush_targets: dict[str, int] = {}  # app-store URL -> busy timeout, flushed at exit
+
+
+def install_slow_query_hook(engine: Engine, store: str, threshold_ms: float) -> None:
+    """Time every statement of *engine*; remember those slower than *threshold_ms*."""
+    if getattr(engine, "_cryptotrading_slow_hook", False):
+        return
+    engine._cryptotrading_slow_hook = True  # type: ignore[attr-defined]
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _start(
+        _conn: Any, _cursor: Any, _stmt: str, _params: Any, context: Any, _many: bool
+    ) -> None:
+        if context is not None:
+            context._cryptotrading_started = time.perf_counter()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _stop(
+        _conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool
+    ) -> None:
+        started = getattr(context, "_cryptotrading_started", None)
+        if started is None:
+            return
+        elapsed = (time.perf_counter() - started) * 1000
+        if elapsed >= threshold_ms:
+            record_slow_query(
+                SlowQuery(
+                    store, " ".join(statement.split())[:MAX_STATEMENT], elapsed, datetime.now(UTC)
+                )
+            )
+
+
+def record_slow_query(query: SlowQuery) -> None:
+    with _buffer_lock:
+        _buffer.append(query)
+
+
+def buffered_slow_queries() -> list[SlowQuery]:
+    with _buffer_lock:
+        return list(_buffer)
+
+
+def take_slow_queries() -> list[SlowQuery]:
+    """Empty the buffer, returning what it held."""
+    with _buffer_lock:
+        taken = list(_buffer)
+        _buffer.clear()
+    return taken
+
+
+def flush_slow_queries(engine: Engine) -> int:
+    """Store the buffered slow queries in ``system_metrics`` of *engine* (the app
+    store); returns how many. On failure they go back into the buffer."""
+    queries = take_slow_queries()
+    if not queries:
+        return 0
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert(SystemMetric), [q.metric_row() for q in queries])
+    except Exception:
+        with _buffer_lock:
+            _buffer.extendleft(reversed(queries))
+        raise
+    return len(queries)
+
+
+def flush_at_exit(app_url: str, busy_timeout_ms: int) -> None:
+    """Flush slow queries into the app store at interpreter exit (registered once)."""
+    if not _flush_targets:
+        atexit.register(_flush_registered)
+    _flush_targets[app_url] = busy_timeout_ms
+
+
+def _flush_registered() -> None:
+    if not buffered_slow_queries():
+        return
+    for url, busy_timeout_ms in list(_flush_targets.items())[:1]:
+        engine = create_store_engine(url, busy_timeout_ms=min(busy_timeout_ms, 2_000))
+        try:
+            flush_slow_queries(engine)
+        except Exception as exc:  # exit path: report, never raise
+            _logger.warning("could not store slow queries: %s", exc)
+        finally:
+            engine.dispose()
+
+
+class ErrorLogHandler(logging.Handler):
+    """Writes log records at ERROR and above, with stack traces, into ``error_logs``.
+
+    Each record is one short transaction on the app store. Failures to write are
+    reported through :meth:`logging.Handler.handleError`, never raised; records
+    emitted while writing (e.g. by the driver) are not logged again.
+    """
+
+    def __init__(self, engine: Engine, component: str | None = None) -> None:
+        super().__init__(level=logging.ERROR)
+        self.engine = engine
+        self.component = component
+        self._writing = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(self._writing, "active", False):
+            return
+        self._writing.active = True
+        try:
+            if record.exc_info and record.exc_info[0] is not None:
+                error_type = record.exc_info[0].__name__
+                stack = "".join(traceback.format_exception(*record.exc_info))
+            else:
+                error_type = record.levelname
+                stack = record.stack_info or "".join(traceback.format_stack()[:-1])
+            with self.engine.begin() as connection:
+                connection.execute(
+                    insert(ErrorLog),
+                    {
+                        "error_type": error_type[:128],
+                        "message": record.getMessage(),
+                        "stack_trace": stack,
+                        "component": (self.component or record.name)[:128],
+                        "context": {
+                            "logger": record.name,
+                            "level": record.levelname,
+                            "module": record.module,
+                            "function": record.funcName,
+                            "line": record.lineno,
+                            "process": record.process,
+                            "thread": record.threadName,
+                        },
+                    },
+                )
+        except Exception:
+            self.handleError(record)
+        finally:
+            self._writing.active = False
+
+
+def install_error_logging(
+    engine: Engine, logger: logging.Logger | str = "cryptotrading", component: str | None = None
+) -> ErrorLogHandler:
+    """Attach an :class:`ErrorLogHandler` (writing through *engine*) to *logger*."""
+    target = logging.getLogger(logger) if isinstance(logger, str) else logger
+    for handler in target.handlers:
+        if isinstance(handler, ErrorLogHandler) and handler.engine is engine:
+            return handler
+    handler = ErrorLogHandler(engine, component)
+    target.addHandler(handler)
+    return handler
+
+
+def watch_engine(
+    engine: Engine, store: str, threshold_ms: float, app_url: str, busy_ms: int
+) -> None:
+    """Install the slow-query hook on *engine* and flush its findings into the app
+    store (*app_url*) at exit. Called by :meth:`cryptotrading.stores.Stores.engine`."""
+    install_slow_query_hook(engine, store, threshold_ms)
+    flush_at_exit(app_url, busy_ms)
