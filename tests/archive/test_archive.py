@@ -63,7 +63,8 @@ def _hot(engine: Engine) -> set[tuple[object, ...]]:
         return set(
             connection.execute(
                 text(
-                    "SELECT symbol, timestamp, exchange, open, high, low, close, volume FROM time_series"
+                    "SELECT symbol, timestamp, exchange, open, high, low, close, volume "
+                    "FROM time_series"
                 )
             ).all()
         )
