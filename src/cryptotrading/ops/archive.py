@@ -197,7 +197,9 @@ def _delete_returning(
             "end": end,
         },
     ).all()
-    columns = list(zip(*result, strict=True)) if result else [[] for _ in COLUMNS]
+    columns: list[tuple[Any, ...]] = (
+        list(zip(*result, strict=True)) if result else [() for _ in COLUMNS]
+    )
     return pa.Table.from_arrays(
         [pa.array(values, type=SCHEMA.field(i).type) for i, values in enumerate(columns)],
         schema=SCHEMA,
