@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -284,7 +285,42 @@ def test_two_active_keys_are_refused(vault: Vault, engine: Engine) -> None:
                 status="active",
             )
         )
-    with pytest.raises(VaultError, match="2 active keys"):
+    with pytest.raises(VaultError, match="2 active keys") as caught:
         vault.add("bob", "binance", API_KEY, SECRET)
+    assert "rotate-key" in caught.value.hint
     with Session(engine) as session:
         assert session.scalar(select(func.count()).select_from(ApiCredential)) == 1
+    report = vault.rotate_key()  # the documented repair
+    assert sorted(report.retired_key_ids)[1] == "vk-intruder"
+    assert [k.status for k in vault.data_keys()].count("active") == 1
+    vault.add("bob", "binance", API_KEY, SECRET)
+    assert vault.verify() == 2
+
+
+def test_concurrent_first_use_and_rotation_keep_one_active_key(
+    vault: Vault, make_vault: Callable[..., Vault]
+) -> None:
+    services = [f"exchange{i}" for i in range(6)]
+    errors: list[BaseException] = []
+
+    def work(index: int) -> None:
+        try:
+            own = make_vault()  # one vault object per thread, like separate processes
+            own.add("alice", services[index], API_KEY, SECRET)
+            if index % 2:
+                own.rotate_key()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(services))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    keys = vault.data_keys()
+    assert [k.status for k in keys].count("active") == 1
+    assert vault.verify() == len(services)
+    assert {k.key_id for k in keys if k.credentials} == {
+        k.key_id for k in keys if k.status == "active"
+    }

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from cryptotrading.db.base import utcnow
@@ -39,6 +39,8 @@ SERVICE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 MAX_SECRET_CHARS = 16_384
 FIELDS = ("api_key", "api_secret", "passphrase")
 MASK = "********"
+#: PostgreSQL advisory lock serializing vault writers (SQLite: BEGIN IMMEDIATE does).
+VAULT_LOCK_ID = 0x63745F7661756C74  # "ct_vault"
 
 Progress = Callable[[int, int], None]
 
@@ -174,6 +176,13 @@ class Vault:
             rows = self._active_rows(session)
             return self._data_key(session, rows[0].key_id).key_id if rows else None
 
+    @staticmethod
+    def _lock(session: Session) -> None:
+        """Serialize vault writers, so two first uses never create two active keys and
+        no credential is added under a key a concurrent rotation is retiring."""
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": VAULT_LOCK_ID})
+
     def _active_rows(self, session: Session) -> list[EncryptionKeyMetadata]:
         rows = keyring.key_rows(session, ACTIVE)
         if len(rows) > 1:
@@ -284,6 +293,7 @@ class Vault:
         if label is not None and len(label) > 128:
             raise ValidationError("the label is longer than 128 characters")
         with unit_of_work(self.engine, "vault") as session:
+            self._lock(session)
             user = find_user(session, username)
             key = self._active_key(session)
             credential = self._row(session, user, service, deleted_too=True)
@@ -357,6 +367,7 @@ class Vault:
         """Soft-delete a credential; its ciphertext is erased, the row kept for audit."""
         service = validate_service(service)
         with unit_of_work(self.engine, "vault") as session:
+            self._lock(session)
             user = find_user(session, username, active=False)
             credential = self._existing(session, user, service)
             summary = self._summary(user, credential, None)
@@ -391,7 +402,8 @@ class Vault:
         started = time.perf_counter()
         master = new_master or self.master
         with unit_of_work(self.engine, "vault rotation") as session:
-            old_rows = self._active_rows(session)
+            self._lock(session)
+            old_rows = keyring.key_rows(session, ACTIVE)  # more than one: repaired here
             credentials = self._stored(session)
             decrypted = [(c, self._decrypt(session, c)) for c in credentials]  # old keys OK
             new_key = keyring.create_data_key(session, master, self.kdf_params)
