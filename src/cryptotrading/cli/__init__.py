@@ -10,6 +10,7 @@ from cryptotrading.cli._common import ErrorReportingGroup, State
 from cryptotrading.cli.backup import backup_app
 from cryptotrading.cli.db import db_app, init
 from cryptotrading.cli.decisions import decisions_app
+from cryptotrading.cli.health import health
 from cryptotrading.cli.market import market_app
 from cryptotrading.cli.models import models_app
 from cryptotrading.cli.ops import ops_app
@@ -53,6 +54,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(backup_app, name="backup")
 app.add_typer(replicate_app, name="replicate")
 app.add_typer(ops_app, name="ops")
+app.command("health")(health)
 
 
 def main() -> None:

@@ -1,0 +1,569 @@
+"""``cryptotrading health``: sizes, row counts, growth, slow queries, disk, host and
+data-quality alerts -- and, with ``record``, snapshots kept for growth rates.
+
+A report is read-only. :func:`record` writes, in ONE transaction on the app store:
+``system_metrics`` rows (store and table sizes and row counts, the buffered slow
+queries), ``system_health`` rows (each store and the host) and a
+``monitoring_events`` row per alert. Growth rates compare the current figures with
+the oldest snapshot recorded within the growth window.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psutil
+from sqlalchemy import Connection, Engine, insert, select
+
+from cryptotrading.db.engine import READ_ONLY
+from cryptotrading.db.session import translate_errors
+from cryptotrading.models import (
+    DataQualityMetric,
+    MonitoringEvent,
+    SystemHealth,
+    SystemMetric,
+    lineage_tables,
+)
+from cryptotrading.ops import monitoring
+from cryptotrading.ops.maintenance import store_size
+from cryptotrading.stores import Store, Stores
+
+ROWS_METRIC = "table_rows"
+BYTES_METRIC = "table_bytes"
+STORE_METRIC = "store_size_bytes"
+MIN_GROWTH_SECONDS = 60.0
+SEVERITY_ORDER = ("debug", "info", "warning", "error", "critical")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Limits that turn readings into alerts (``None`` switches a check off)."""
+
+    min_free_disk_percent: float | None = 10.0
+    max_memory_percent: float | None = 95.0
+    max_cpu_percent: float | None = None
+    max_store_bytes: int | None = None
+    max_slow_queries: int | None = 50
+    min_quality_score: float | None = 0.8
+    growth_window_days: float = 7.0
+    slow_query_window_hours: float = 24.0
+    quality_window_days: float = 7.0
+
+
+@dataclass
+class Alert:
+    severity: str
+    component: str
+    event_type: str
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TableHealth:
+    name: str
+    rows: int
+    bytes: int | None
+    growth_rows_per_day: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class PartitionHealth:
+    """One partition of ``time_series`` on PostgreSQL."""
+
+    name: str
+    bounds: str
+    rows: int
+    bytes: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class StoreHealth:
+    name: str
+    backend: str
+    location: str
+    status: str
+    size_bytes: int | None
+    response_ms: float
+    growth_bytes_per_day: float | None = None
+    tables: list[TableHealth] = field(default_factory=list)
+    partitions: list[PartitionHealth] = field(default_factory=list)
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **{k: v for k, v in asdict(self).items() if k not in ("tables", "partitions")},
+            "tables": [t.as_dict() for t in self.tables],
+            "partitions": [p.as_dict() for p in self.partitions],
+        }
+
+
+@dataclass
+class HostHealth:
+    cpu_percent: float
+    memory_percent: float
+    disk_path: str
+    disk_free_bytes: int
+    disk_free_percent: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class HealthReport:
+    checked_at: datetime
+    host: HostHealth
+    stores: list[StoreHealth]
+    slow_queries: list[dict[str, Any]]
+    quality: list[dict[str, Any]]
+    alerts: list[Alert]
+
+    @property
+    def ok(self) -> bool:
+        """False when any alert is a warning or worse."""
+        return not any(SEVERITY_ORDER.index(a.severity) >= 2 for a in self.alerts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "checked_at": self.checked_at.isoformat(),
+            "host": self.host.as_dict(),
+            "stores": [s.as_dict() for s in self.stores],
+            "slow_queries": self.slow_queries,
+            "data_quality": self.quality,
+            "alerts": [a.as_dict() for a in self.alerts],
+        }
+
+
+# -- readings -----------------------------------------------------------------------
+
+
+def _table_bytes_sqlite(connection: Connection) -> dict[str, int]:
+    """Bytes per table including its indexes (the ``dbstat`` virtual table)."""
+    try:
+        rows = connection.exec_driver_sql(
+            "SELECT coalesce(m.tbl_name, d.name), sum(d.pgsize) FROM dbstat d "
+            "LEFT JOIN sqlite_master m ON m.name = d.name GROUP BY 1"
+        ).fetchall()
+    except Exception:  # SQLite built without dbstat: sizes unknown
+        return {}
+    return {str(name): int(size) for name, size in rows}
+
+
+def _table_bytes_postgresql(connection: Connection, tables: list[str]) -> dict[str, int]:
+    """Bytes per table with indexes and TOAST, partitions summed into their parent."""
+    sizes = {}
+    for table in tables:
+        size = connection.exec_driver_sql(
+            "SELECT coalesce(sum(pg_total_relation_size(relid)), 0) "
+            "FROM pg_partition_tree(to_regclass(%(t)s))",
+            {"t": table},
+        ).scalar()
+        sizes[table] = int(size or 0)
+    return sizes
+
+
+def _partitions(connection: Connection) -> list[PartitionHealth]:
+    """The partitions of ``time_series`` (monthly ``time_series_pYYYYMM`` and the
+    default) with their bounds, exact row counts and sizes."""
+    rows = connection.exec_driver_sql(
+        "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid), pg_total_relation_size(c.oid) "
+        "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = to_regclass('time_series') ORDER BY c.relname"
+    ).fetchall()
+    result = []
+    for name, bounds, size in rows:
+        count = connection.exec_driver_sql(f'SELECT count(*) FROM "{name}"').scalar()
+        result.append(PartitionHealth(str(name), str(bounds), int(count or 0), int(size or 0)))
+    return result
+
+
+def _store_health(stores: Stores, store: Store) -> StoreHealth:
+    location = str(store.path) if store.path is not None else store.display_url
+    started = time.perf_counter()
+    try:
+        engine = stores.engine(store)
+        with translate_errors(store.name), engine.connect() as connection:
+            connection = connection.execution_options(**{READ_ONLY: True})
+            connection.exec_driver_sql("SELECT 1")
+            response_ms = (time.perf_counter() - started) * 1000
+            names = [t.name for lineage in store.lineages for t in lineage_tables(lineage)]
+            counts = {
+                name: int(
+                    connection.exec_driver_sql(f'SELECT count(*) FROM "{name}"').scalar() or 0
+                )
+                for name in names
+            }
+            if engine.dialect.name == "sqlite":
+                sizes = _table_bytes_sqlite(connection)
+                partitions: list[PartitionHealth] = []
+            else:
+                sizes = _table_bytes_postgresql(connection, names)
+                partitions = _partitions(connection) if "time_series" in names else []
+        size = store_size(engine, store)
+    except Exception as exc:  # an unreachable store is a finding, not a crash
+        message = getattr(exc, "message", None) or str(exc).splitlines()[0]
+        return StoreHealth(store.name, store.backend, location, "down", None, 0.0, error=message)
+    tables = [TableHealth(name, counts[name], sizes.get(name)) for name in sorted(names)]
+    return StoreHealth(
+        store.name,
+        store.backend,
+        location,
+        "ok",
+        size,
+        round(response_ms, 3),
+        None,
+        tables,
+        partitions,
+    )
+
+
+def _host(path: Path) -> HostHealth:
+    probe = path if path.exists() else Path.cwd()
+    usage = shutil.disk_usage(probe)
+    return HostHealth(
+        cpu_percent=float(psutil.cpu_percent(interval=0.1)),
+        memory_percent=float(psutil.virtual_memory().percent),
+        disk_path=str(probe),
+        disk_free_bytes=int(usage.free),
+        disk_free_percent=round(100.0 * usage.free / usage.total, 2) if usage.total else 0.0,
+    )
+
+
+def _oldest_snapshots(
+    connection: Connection, metric: str, since: datetime
+) -> dict[tuple[str, str], tuple[float, datetime]]:
+    """(store, table) -> (value, time) of the oldest snapshot of *metric* since *since*."""
+    rows = connection.execute(
+        select(
+            SystemMetric.component, SystemMetric.tags, SystemMetric.value, SystemMetric.recorded_at
+        )
+        .where(SystemMetric.metric_name == metric, SystemMetric.recorded_at >= since)
+        .order_by(SystemMetric.recorded_at.desc())
+    ).all()
+    oldest: dict[tuple[str, str], tuple[float, datetime]] = {}
+    for component, tags, value, recorded_at in rows:
+        key = (str(component), str((tags or {}).get("table", "")))
+        oldest[key] = (float(value), recorded_at)  # descending: the last one wins
+    return oldest
+
+
+def _per_day(now_value: float, then: tuple[float, datetime] | None, now: datetime) -> float | None:
+    if then is None:
+        return None
+    seconds = (now - then[1]).total_seconds()
+    if seconds < MIN_GROWTH_SECONDS:  # too short a span to extrapolate to a day
+        return None
+    return round((now_value - then[0]) * 86_400 / seconds, 3)
+
+
+def _growth(app: Connection, report: list[StoreHealth], now: datetime, window: float) -> None:
+    since = now - timedelta(days=window)
+    tables = _oldest_snapshots(app, ROWS_METRIC, since)
+    stores = _oldest_snapshots(app, STORE_METRIC, since)
+    for store in report:
+        component = f"store:{store.name}"
+        if store.size_bytes is not None:
+            store.growth_bytes_per_day = _per_day(
+                store.size_bytes, stores.get((component, "")), now
+            )
+        for table in store.tables:
+            table.growth_rows_per_day = _per_day(
+                table.rows, tables.get((component, table.name)), now
+            )
+
+
+def _slow_queries(app: Connection, since: datetime) -> list[dict[str, Any]]:
+    stored = app.execute(
+        select(
+            SystemMetric.component, SystemMetric.value, SystemMetric.tags, SystemMetric.recorded_at
+        )
+        .where(
+            SystemMetric.metric_name == monitoring.SLOW_QUERY_METRIC,
+            SystemMetric.recorded_at >= since,
+        )
+        .order_by(SystemMetric.value.desc())
+        .limit(100)
+    ).all()
+    found = [
+        {
+            "store": str(component).removeprefix("store:"),
+            "milliseconds": float(value),
+            "statement": (tags or {}).get("statement", ""),
+            "at": recorded_at.isoformat(),
+        }
+        for component, value, tags, recorded_at in stored
+    ]
+    found += [
+        {k: v for k, v in q.as_dict().items() if k != "at"} | {"at": q.at.isoformat()}
+        for q in monitoring.buffered_slow_queries()
+    ]
+    return sorted(found, key=lambda q: -float(q["milliseconds"]))
+
+
+def _quality(app: Connection, since: datetime) -> list[dict[str, Any]]:
+    """The latest data-quality measurement of every (source, symbol, timeframe)."""
+    rows = app.execute(
+        select(DataQualityMetric)
+        .where(DataQualityMetric.measured_at >= since)
+        .order_by(DataQualityMetric.measured_at.desc())
+    ).scalars()
+    latest: dict[tuple[str, str, str | None], dict[str, Any]] = {}
+    for row in rows:
+        key = (row.source, row.symbol, row.timeframe)
+        if key not in latest:
+            latest[key] = {
+                "source": row.source,
+                "symbol": row.symbol,
+                "timeframe": row.timeframe,
+                "overall_score": row.overall_score,
+                "completeness": row.completeness,
+                "gaps_count": row.gaps_count,
+                "outliers_count": row.outliers_count,
+                "duplicates_rejected": row.duplicates_rejected,
+                "staleness_seconds": row.staleness_seconds,
+                "measured_at": row.measured_at.isoformat(),
+            }
+    return list(latest.values())
+
+
+# -- alerts ---------------------------------------------------------------------------
+
+
+def _alerts(report: HealthReport, limits: Thresholds) -> list[Alert]:
+    alerts = []
+    host = report.host
+    if (
+        limits.min_free_disk_percent is not None
+        and host.disk_free_percent < limits.min_free_disk_percent
+    ):
+        alerts.append(
+            Alert(
+                "critical"
+                if host.disk_free_percent < limits.min_free_disk_percent / 2
+                else "warning",
+                "host:disk",
+                "disk_space",
+                f"{host.disk_free_percent:.1f}% free on {host.disk_path} "
+                f"(threshold {limits.min_free_disk_percent}%)",
+                {"free_bytes": host.disk_free_bytes},
+            )
+        )
+    if limits.max_memory_percent is not None and host.memory_percent > limits.max_memory_percent:
+        alerts.append(
+            Alert(
+                "warning",
+                "host:memory",
+                "memory",
+                f"memory {host.memory_percent:.1f}% used (threshold {limits.max_memory_percent}%)",
+            )
+        )
+    if limits.max_cpu_percent is not None and host.cpu_percent > limits.max_cpu_percent:
+        alerts.append(
+            Alert(
+                "warning",
+                "host:cpu",
+                "cpu",
+                f"CPU {host.cpu_percent:.1f}% busy (threshold {limits.max_cpu_percent}%)",
+            )
+        )
+    for store in report.stores:
+        component = f"store:{store.name}"
+        if store.status != "ok":
+            alerts.append(
+                Alert(
+                    "critical",
+                    component,
+                    "store_down",
+                    f"store {store.name} is unreachable: {store.error}",
+                )
+            )
+        elif (
+            limits.max_store_bytes is not None
+            and store.size_bytes is not None
+            and store.size_bytes > limits.max_store_bytes
+        ):
+            alerts.append(
+                Alert(
+                    "warning",
+                    component,
+                    "store_size",
+                    f"store {store.name} is {store.size_bytes} bytes "
+                    f"(threshold {limits.max_store_bytes})",
+                )
+            )
+    if limits.max_slow_queries is not None and len(report.slow_queries) > limits.max_slow_queries:
+        alerts.append(
+            Alert(
+                "warning",
+                "queries",
+                "slow_queries",
+                f"{len(report.slow_queries)} slow queries in the last "
+                f"{limits.slow_query_window_hours:g} h "
+                f"(threshold {limits.max_slow_queries})",
+            )
+        )
+    for item in report.quality:
+        problems = []
+        score = item["overall_score"]
+        if (
+            limits.min_quality_score is not None
+            and score is not None
+            and score < limits.min_quality_score
+        ):
+            problems.append(f"score {score:.2f} < {limits.min_quality_score}")
+        if item["gaps_count"]:
+            problems.append(f"{item['gaps_count']} gaps")
+        if item["outliers_count"]:
+            problems.append(f"{item['outliers_count']} outliers")
+        if problems:
+            name = f"{item['source']} {item['symbol']} {item['timeframe'] or ''}".strip()
+            alerts.append(
+                Alert(
+                    "warning",
+                    f"data_quality:{item['source']}",
+                    "data_quality",
+                    f"data quality of {name}: {', '.join(problems)}",
+                    item,
+                )
+            )
+    return alerts
+
+
+def check(stores: Stores, limits: Thresholds | None = None) -> HealthReport:
+    """Read every figure and derive the alerts; writes nothing."""
+    limits = limits or Thresholds()
+    now = datetime.now(UTC)
+    store_reports = [_store_health(stores, store) for store in stores]
+    slow: list[dict[str, Any]] = []
+    quality: list[dict[str, Any]] = []
+    app = next((s for s in store_reports if s.name == stores.app.name), None)
+    if app is not None and app.status == "ok":
+        with translate_errors(stores.app.name), stores.engine(stores.app).connect() as connection:
+            connection = connection.execution_options(**{READ_ONLY: True})
+            _growth(connection, store_reports, now, limits.growth_window_days)
+            slow = _slow_queries(connection, now - timedelta(hours=limits.slow_query_window_hours))
+            quality = _quality(connection, now - timedelta(days=limits.quality_window_days))
+    report = HealthReport(now, _host(stores.settings.data_dir), store_reports, slow, quality, [])
+    report.alerts = _alerts(report, limits)
+    for store in store_reports:
+        if store.status == "ok" and any(
+            a.component == f"store:{store.name}" for a in report.alerts
+        ):
+            store.status = "warning"
+    return report
+
+
+def record(stores: Stores, report: HealthReport) -> int:
+    """Store the snapshot, the slow queries and the alerts in ONE app-store transaction;
+    returns the number of rows written."""
+    metrics: list[dict[str, Any]] = []
+    health: list[dict[str, Any]] = []
+    for store in report.stores:
+        component = f"store:{store.name}"
+        health.append(
+            {
+                "component": component,
+                "status": store.status,
+                "cpu_usage": None,
+                "memory_usage": None,
+                "disk_usage": None,
+                "response_time_ms": store.response_ms,
+                "details": {
+                    "size_bytes": store.size_bytes,
+                    "error": store.error,
+                    "partitions": len(store.partitions),
+                },
+                "checked_at": report.checked_at,
+            }
+        )
+        if store.status == "down":
+            continue
+        if store.size_bytes is not None:
+            metrics.append(
+                {
+                    "metric_name": STORE_METRIC,
+                    "value": float(store.size_bytes),
+                    "unit": "bytes",
+                    "component": component,
+                    "tags": {},
+                    "recorded_at": report.checked_at,
+                }
+            )
+        for table in store.tables:
+            metrics.append(
+                {
+                    "metric_name": ROWS_METRIC,
+                    "value": float(table.rows),
+                    "unit": "rows",
+                    "component": component,
+                    "tags": {"table": table.name},
+                    "recorded_at": report.checked_at,
+                }
+            )
+            if table.bytes is not None:
+                metrics.append(
+                    {
+                        "metric_name": BYTES_METRIC,
+                        "value": float(table.bytes),
+                        "unit": "bytes",
+                        "component": component,
+                        "tags": {"table": table.name},
+                        "recorded_at": report.checked_at,
+                    }
+                )
+    host = report.host
+    health.append(
+        {
+            "component": "host",
+            "status": "ok" if report.ok else "warning",
+            "cpu_usage": host.cpu_percent,
+            "memory_usage": host.memory_percent,
+            "disk_usage": round(100.0 - host.disk_free_percent, 2),
+            "response_time_ms": None,
+            "details": host.as_dict(),
+            "checked_at": report.checked_at,
+        }
+    )
+    events = [
+        {
+            "event_type": a.event_type,
+            "severity": a.severity,
+            "component": a.component,
+            "message": a.message,
+            "details": a.details,
+        }
+        for a in report.alerts
+    ]
+    engine: Engine = stores.engine(stores.app)
+    slow = monitoring.take_slow_queries()
+    try:
+        with translate_errors(stores.app.name), engine.begin() as connection:
+            slow_rows = [q.metric_row() for q in slow]
+            for rows, model in (
+                (metrics + slow_rows, SystemMetric),
+                (health, SystemHealth),
+                (events, MonitoringEvent),
+            ):
+                if rows:
+                    connection.execute(insert(model), rows)
+    except BaseException:
+        for query in slow:
+            monitoring.record_slow_query(query)
+        raise
+    return len(metrics) + len(slow) + len(health) + len(events)
