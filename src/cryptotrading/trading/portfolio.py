@@ -1,10 +1,12 @@
 """Mark positions to market and summarise a user's portfolio.
 
-Equity follows from the accounting identity of average-cost positions::
+Equity is cash plus what the positions are worth, both exact (no division)::
 
-    equity = starting_cash + realized_pnl - fees_paid + unrealized_pnl
+    cash   = starting_cash + sum(sell fills price*amount) - sum(buy fills ...) - fees
+    equity = cash + sum(quantity * last price)
 
-(cash spent on a position is its cost; what it is worth is cost + unrealized P&L).
+It equals ``starting_cash + realized_pnl - fees_paid + unrealized_pnl`` up to the
+18th-decimal rounding of average entry prices (see :mod:`.positions`).
 Prices come from the market store: the close of the newest candle (at or before
 ``as_of`` when given).
 """
@@ -18,9 +20,9 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from cryptotrading.db import unit_of_work, utcnow
+from cryptotrading.db import READ_ONLY, unit_of_work, utcnow
 from cryptotrading.errors import NotFoundError
-from cryptotrading.models.trading import PortfolioPosition
+from cryptotrading.models.trading import PortfolioPosition, TradingOrder
 from cryptotrading.models.users import User
 from cryptotrading.trading.money import ZERO, as_text, exact, parse, quantize
 from cryptotrading.trading.positions import mark
@@ -63,6 +65,7 @@ class PortfolioSummary:
 
     user_id: int
     starting_cash: Decimal
+    cash: Decimal
     positions: list[Exposure]
     realized_pnl: Decimal
     unrealized_pnl: Decimal
@@ -82,6 +85,7 @@ class PortfolioSummary:
         return {
             "user_id": self.user_id,
             "starting_cash": as_text(self.starting_cash),
+            "cash": as_text(self.cash),
             "equity": as_text(self.equity),
             "realized_pnl": as_text(self.realized_pnl),
             "unrealized_pnl": as_text(self.unrealized_pnl),
@@ -222,10 +226,18 @@ def summarize(
         realized = sum((e.realized_pnl for e in exposures), start=ZERO)
         unrealized = sum((e.unrealized_pnl for e in exposures), start=ZERO)
         fees = sum((e.fees_paid for e in exposures), start=ZERO)
-        equity = cash + realized - fees + unrealized
+        balance = cash + _trading_cash_flow(app_engine, user_id)
+        equity = balance + sum(
+            (
+                e.market_value if e.market_value is not None else e.quantity * e.average_entry_price
+                for e in exposures
+            ),
+            start=ZERO,
+        )
     return PortfolioSummary(
         user_id=user_id,
         starting_cash=cash,
+        cash=balance,
         positions=exposures,
         realized_pnl=realized,
         unrealized_pnl=unrealized,
@@ -249,3 +261,21 @@ def _load(app_engine: Engine, user_id: int) -> list[PortfolioPosition]:
                 .order_by(PortfolioPosition.symbol, PortfolioPosition.exchange)
             ).scalars()
         )
+
+
+def _trading_cash_flow(app_engine: Engine, user_id: int) -> Decimal:
+    """Cash received minus cash paid over all the user's fills, fees included."""
+    with unit_of_work(app_engine.execution_options(**{READ_ONLY: True}), "app store") as session:
+        orders = session.execute(
+            select(TradingOrder.side, TradingOrder.fills, TradingOrder.fee).where(
+                TradingOrder.user_id == user_id
+            )
+        ).all()
+    flow = ZERO
+    with exact():
+        for side, fills, fee in orders:
+            notional = sum(
+                (Decimal(f["price"]) * Decimal(f["amount"]) for f in fills or []), start=ZERO
+            )
+            flow += (notional if side == "sell" else -notional) - fee
+    return flow
