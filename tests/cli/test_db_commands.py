@@ -160,3 +160,30 @@ def test_newer_schema_version_is_refused_and_untouched(stores: Stores) -> None:
     with stores.engine(stores.market).connect() as connection:
         version = connection.execute(text("SELECT version_num FROM alembic_version_market"))
         assert version.scalar_one() == "3.0.0"
+
+
+def test_check_finds_orphan_rows(stores: Stores) -> None:
+    """Rows written while foreign keys were not enforced are reported by `db check`."""
+    engine = stores.engine(stores.app)
+    sqlite = engine.dialect.name == "sqlite"
+    raw = engine.raw_connection()  # outside SQLAlchemy's transaction handling
+    try:
+        cursor = raw.cursor()
+        if sqlite:  # only takes effect outside a transaction
+            cursor.execute("PRAGMA foreign_keys = OFF")
+        else:  # superuser: skip FK triggers, as a replication tool may do
+            cursor.execute("SET session_replication_role = replica")
+        cursor.execute(
+            "INSERT INTO memory_fragments (user_id, fragment_type, content, importance, "
+            "created_at, updated_at) VALUES (424242, 'fact', 'orphan', 0.5, "
+            "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+        )
+        raw.commit()
+    finally:
+        raw.invalidate()  # never hand this connection back to the pool
+    engine.dispose()
+    code, out, _ = invoke(stores.settings, "db", "check", "--json")
+    assert code == 1
+    failed = [r for r in json.loads(out)["results"] if not r["ok"]]
+    assert [(r["store"], r["check"]) for r in failed] == [("app", "foreign_keys")]
+    assert "memory_fragments" in failed[0]["detail"]

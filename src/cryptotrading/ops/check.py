@@ -7,7 +7,7 @@ from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection
+from sqlalchemy import Connection, exists, func, select
 
 from cryptotrading import migrations
 from cryptotrading.db.engine import READ_ONLY
@@ -54,6 +54,8 @@ def check_store(stores: Stores, store: Store) -> list[CheckResult]:
             results.extend(_sqlite_checks(store, connection))
         else:
             results.extend(_postgresql_checks(store, connection))
+            if at_head:
+                results.append(_orphan_check(store, connection))
         if at_head:
             results.extend(_drift(store, connection))
         else:
@@ -90,11 +92,32 @@ def _postgresql_checks(store: Store, connection: Connection) -> list[CheckResult
         ),
         CheckResult(
             store.name,
-            "foreign_keys",
+            "constraints_validated",
             not unvalidated,
             ", ".join(f"constraint {row[0]} not validated" for row in unvalidated),
         ),
     ]
+
+
+def _orphan_check(store: Store, connection: Connection) -> CheckResult:
+    """PostgreSQL's equivalent of ``PRAGMA foreign_key_check``: rows whose parent is
+    missing (possible after ``session_replication_role = replica`` or disabled triggers)."""
+    problems = []
+    for lineage in store.lineages:
+        for table in lineage_tables(lineage):
+            for constraint in table.foreign_key_constraints:
+                element = constraint.elements[0]
+                child, parent = element.parent, element.column
+                parent_table = parent.table
+                orphans = connection.execute(
+                    select(func.count())
+                    .select_from(table)
+                    .where(child.is_not(None))
+                    .where(~exists().where(parent == child).select_from(parent_table))
+                ).scalar_one()
+                if orphans:
+                    problems.append(f"{table.name}.{child.name}: {orphans} orphan row(s)")
+    return CheckResult(store.name, "foreign_keys", not problems, "; ".join(problems[:5]))
 
 
 def drift(connection: Connection, lineages: tuple[str, ...]) -> list[Any]:
