@@ -2,12 +2,208 @@
 
 from __future__ import annotations
 
-import typer
+import csv
+import sys
+from pathlib import Path
+from typing import Any
 
-from cryptotrading.cli._common import ErrorReportingGroup
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from cryptotrading.cli._common import (
+    ErrorReportingGroup,
+    JsonOption,
+    emit,
+    emit_json,
+    err_console,
+    open_stores,
+    print_table,
+)
+from cryptotrading.errors import ValidationError
+from cryptotrading.market.candles import COLUMNS, Candles
+from cryptotrading.market.formats import EXPORT_FORMATS, FORMATS, write_candles_file
+from cryptotrading.market.importer import DEFAULT_BATCH, import_file
+from cryptotrading.market.store import MarketStore
+from cryptotrading.market.validation import iso
 
 market_app = typer.Typer(
     cls=ErrorReportingGroup,
     no_args_is_help=True,
     help="Market data: candles (import, export, show, download), tickers, gaps, quality.",
 )
+
+SymbolOption = typer.Option(..., "--symbol", "-s", help="Symbol in ccxt notation, e.g. BTC/USDT.")
+TimeframeOption = typer.Option("1h", "--timeframe", "-t", help="Timeframe: 1m, 5m, 1h, 1d ...")
+StartOption = typer.Option(None, "--start", help="First candle (ISO date or epoch ms, UTC).")
+EndOption = typer.Option(None, "--end", help="End, exclusive (ISO date or epoch ms, UTC).")
+
+
+def progress_bar(description: str) -> Progress:
+    """A progress bar on stderr (stdout stays clean for --json)."""
+    return Progress(
+        TextColumn(description),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    )
+
+
+def _market(ctx: typer.Context) -> MarketStore:
+    return MarketStore(open_stores(ctx))
+
+
+def _time_arg(value: str | None) -> int | str | None:
+    return int(value) if value is not None and value.isdigit() else value
+
+
+@market_app.command("import")
+def import_command(
+    ctx: typer.Context,
+    file: Path = typer.Argument(
+        ..., help="CSV, ccxt/Freqtrade JSON (.json/.json.gz), Feather or Parquet."
+    ),
+    symbol: str = SymbolOption,
+    timeframe: str = typer.Option(
+        ..., "--timeframe", "-t", help="Timeframe of the file's candles."
+    ),
+    exchange: str = typer.Option("", "--exchange", "-e", help="Exchange id, e.g. binance."),
+    fmt: str | None = typer.Option(
+        None, "--format", help=f"Force a format ({', '.join(FORMATS)})."
+    ),
+    batch_size: int = typer.Option(
+        DEFAULT_BATCH, "--batch-size", help="Candles per committed batch."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Import candles from a file (format detected from its content)."""
+    market = _market(ctx)
+    with progress_bar(f"importing {file.name}") as bar:
+        task = bar.add_task("import", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = import_file(
+            market,
+            file,
+            symbol=symbol,
+            timeframe=timeframe,
+            exchange=exchange,
+            fmt=fmt,
+            batch_size=batch_size,
+            progress=advance,
+        )
+    payload = {
+        "path": result.path,
+        "format": result.format,
+        "symbol": symbol,
+        "timeframe": timeframe,
+        "exchange": exchange,
+        "rows": result.rows,
+        "changed": result.changed,
+        "unchanged": result.unchanged,
+        "batches": result.batches,
+        "job_id": result.job_id,
+    }
+    emit(
+        as_json,
+        payload,
+        lambda: typer.echo(
+            f"imported {result.rows:,} {timeframe} candles of {symbol} from {file.name} "
+            f"({result.format}): {result.changed:,} new or changed, "
+            f"{result.unchanged:,} already stored"
+        ),
+    )
+
+
+@market_app.command("export")
+def export_command(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="Output file (.csv or .parquet)."),
+    symbol: str = SymbolOption,
+    timeframe: str = TimeframeOption,
+    exchange: str | None = typer.Option(None, "--exchange", "-e", help="Exchange id."),
+    start: str | None = StartOption,
+    end: str | None = EndOption,
+    fmt: str | None = typer.Option(
+        None, "--format", help=f"{' or '.join(EXPORT_FORMATS)} (default: from the extension)."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Export candles (resampled when needed) to CSV or Parquet."""
+    candles = _market(ctx).read_candles(
+        symbol, timeframe, _time_arg(start), _time_arg(end), exchange
+    )
+    written = write_candles_file(candles, file, fmt)
+    payload = {"path": str(file), "format": written, "rows": len(candles)}
+    emit(as_json, payload, lambda: typer.echo(f"exported {len(candles):,} candles to {file}"))
+
+
+def candle_records(candles: Candles) -> list[dict[str, Any]]:
+    """Candles as JSON-ready dicts: ``timestamp`` epoch ms and OHLCV floats."""
+    columns = [getattr(candles, name).tolist() for name in COLUMNS]
+    return [dict(zip(COLUMNS, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+@market_app.command("show")
+def show_command(
+    ctx: typer.Context,
+    symbol: str = typer.Argument(..., help="Symbol in ccxt notation, e.g. BTC/USDT."),
+    timeframe: str = TimeframeOption,
+    exchange: str | None = typer.Option(None, "--exchange", "-e", help="Exchange id."),
+    start: str | None = StartOption,
+    end: str | None = EndOption,
+    limit: int | None = typer.Option(None, "--limit", "-n", help="Only the newest N candles."),
+    complete_only: bool = typer.Option(
+        False, "--complete-only", help="Drop resampled buckets with missing candles."
+    ),
+    output: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
+) -> None:
+    """Show candles of one symbol at any timeframe (resampled from finer data when needed)."""
+    if output not in ("table", "csv", "json"):
+        raise ValidationError(
+            f"unknown output format {output!r}", hint="Use --format table, csv or json."
+        )
+    candles = _market(ctx).read_candles(
+        symbol, timeframe, _time_arg(start), _time_arg(end), exchange, complete_only=complete_only
+    )
+    if limit is not None:
+        candles = candles.slice(max(0, len(candles) - limit), len(candles))
+    if output == "json":
+        emit_json(candle_records(candles))
+    elif output == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        writer.writerows(zip(*(getattr(candles, name).tolist() for name in COLUMNS), strict=True))
+    else:
+        rows = [
+            (iso(record["timestamp"]), *(record[name] for name in COLUMNS[1:]))
+            for record in candle_records(candles)
+        ]
+        print_table(
+            f"{symbol} {timeframe}",
+            ("time (UTC)", *COLUMNS[1:]),
+            rows,
+            caption=f"{len(rows)} candles",
+        )
+
+
+@market_app.command("list")
+def list_command(ctx: typer.Context, as_json: bool = JsonOption) -> None:
+    """Stored series: symbol, timeframe, exchange, candles and time span."""
+    series = _market(ctx).series()
+    payload = [info._asdict() for info in series]
+    emit(
+        as_json,
+        payload,
+        lambda: print_table(
+            "time_series",
+            ("symbol", "timeframe", "exchange", "candles", "first (UTC)", "last (UTC)"),
+            [
+                (s.symbol, s.timeframe, s.exchange, s.rows, iso(s.first), iso(s.last))
+                for s in series
+            ],
+        ),
+    )

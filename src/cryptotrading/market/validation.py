@@ -66,7 +66,7 @@ def validate_candles(candles: Candles, timeframe: Timeframe) -> None:
     )
     if not problems:
         return
-    row, describe = min(problems)
+    row, describe = min(problems, key=lambda problem: problem[0])
     raise ValidationError(
         f"row {row} (timestamp {int(ts[row])} = {iso(int(ts[row]))}): {describe}; "
         "nothing was written",

@@ -1,0 +1,90 @@
+"""Import a candle file into ``time_series`` in committed batches.
+
+The whole file is read and validated first, so bad input writes nothing. It is then
+written in batches of ``batch_size`` candles, one transaction each: a killed import
+leaves every committed batch in place, and running it again completes it (writes
+are idempotent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptotrading.errors import ValidationError
+from cryptotrading.market.formats import detect_format, read_candles_file
+from cryptotrading.market.jobs import JobRecorder
+from cryptotrading.market.store import MarketStore
+from cryptotrading.market.timeframes import parse_timeframe
+from cryptotrading.market.validation import check_names, validate_candles
+
+DEFAULT_BATCH = 50_000
+
+#: Called after each committed batch with (rows written so far, total rows).
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """Outcome of one file import."""
+
+    path: str
+    format: str
+    rows: int
+    changed: int
+    batches: int
+    job_id: str
+
+    @property
+    def unchanged(self) -> int:
+        return self.rows - self.changed
+
+
+def import_file(
+    market: MarketStore,
+    path: Path,
+    *,
+    symbol: str,
+    timeframe: str,
+    exchange: str = "",
+    fmt: str | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Validate the whole file, then write it in committed batches; recorded as a
+    ``data_ingestion_jobs`` row of type ``import``."""
+    if batch_size < 1:
+        raise ValidationError("batch size must be at least 1", hint="Use --batch-size 50000.")
+    frame = parse_timeframe(timeframe)
+    check_names(symbol, exchange)
+    fmt = fmt or detect_format(path)
+    candles = read_candles_file(path, fmt)
+    validate_candles(candles, frame)
+    total = len(candles)
+    job = JobRecorder(
+        market.stores,
+        job_type="import",
+        source=exchange or None,
+        symbol=symbol,
+        timeframe=frame.name,
+        params={"path": str(path), "format": fmt, "rows": total, "batch_size": batch_size},
+    )
+    written = changed = batches = 0
+    try:
+        for begin in range(0, total, batch_size):
+            batch = candles.slice(begin, begin + batch_size)
+            result = market.write_ohlcv(
+                batch, symbol=symbol, timeframe=frame.name, exchange=exchange
+            )
+            written += result.rows
+            changed += result.changed
+            batches += 1
+            if progress is not None:
+                progress(written, total)
+            job.progress(written, 100.0 * written / total, unchanged=written - changed)
+    except BaseException as exc:
+        job.fail(exc, cancelled=isinstance(exc, KeyboardInterrupt))
+        raise
+    job.finish(unchanged=written - changed)
+    return ImportResult(str(path), fmt, total, changed, batches, job.job_id)

@@ -1,0 +1,108 @@
+"""``data_ingestion_jobs``: one row per import or download, with progress and outcome.
+
+The ``params`` JSON column holds the job's inputs and its resume cursor
+(``cursor``: epoch ms of the next candle to fetch).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+
+from cryptotrading.db.base import utcnow
+from cryptotrading.db.session import unit_of_work
+from cryptotrading.models.quality import DataIngestionJob
+from cryptotrading.stores import Stores
+
+
+class JobRecorder:
+    """Create and update one ``data_ingestion_jobs`` row in the app store."""
+
+    def __init__(
+        self,
+        stores: Stores,
+        *,
+        job_type: str,
+        source: str | None,
+        symbol: str | None,
+        timeframe: str | None,
+        params: dict[str, Any],
+    ) -> None:
+        self.engine = stores.engine(stores.app)
+        self.job_id = f"{job_type}-{uuid.uuid4().hex[:16]}"
+        self.params = dict(params)
+        self.rows = 0
+        with unit_of_work(self.engine, "app store") as session:
+            session.add(
+                DataIngestionJob(
+                    job_id=self.job_id,
+                    job_type=job_type,
+                    source=source,
+                    symbol=symbol,
+                    timeframe=timeframe,
+                    status="running",
+                    progress_percentage=0.0,
+                    rows_processed=0,
+                    params=self.params,
+                    started_at=utcnow(),
+                )
+            )
+
+    def _update(self, **values: Any) -> None:
+        with unit_of_work(self.engine, "app store") as session:
+            job = session.scalars(
+                select(DataIngestionJob).where(DataIngestionJob.job_id == self.job_id)
+            ).one()
+            for name, value in values.items():
+                setattr(job, name, value)
+
+    def progress(self, rows: int, percentage: float, **params: Any) -> None:
+        """Record *rows* processed so far and merge *params* (e.g. the cursor)."""
+        self.rows = rows
+        self.params.update(params)
+        self._update(
+            rows_processed=rows,
+            progress_percentage=max(0.0, min(100.0, percentage)),
+            params=dict(self.params),
+        )
+
+    def finish(self, **params: Any) -> None:
+        self.params.update(params)
+        self._update(
+            status="completed",
+            progress_percentage=100.0,
+            rows_processed=self.rows,
+            params=dict(self.params),
+            completed_at=utcnow(),
+        )
+
+    def fail(self, error: BaseException, *, cancelled: bool = False) -> None:
+        self._update(
+            status="cancelled" if cancelled else "failed",
+            rows_processed=self.rows,
+            error_message=f"{type(error).__name__}: {error}"[:2000],
+            params=dict(self.params),
+            completed_at=utcnow(),
+        )
+
+
+def job_status(stores: Stores, job_id: str) -> dict[str, Any]:
+    """One job as a plain dict (for the CLI and tests)."""
+    with unit_of_work(stores.engine(stores.app), "app store") as session:
+        job = session.scalars(
+            select(DataIngestionJob).where(DataIngestionJob.job_id == job_id)
+        ).one()
+        return {
+            "job_id": job.job_id,
+            "job_type": job.job_type,
+            "source": job.source,
+            "symbol": job.symbol,
+            "timeframe": job.timeframe,
+            "status": job.status,
+            "progress_percentage": job.progress_percentage,
+            "rows_processed": job.rows_processed,
+            "error_message": job.error_message,
+            "params": job.params,
+        }
