@@ -1,0 +1,67 @@
+"""kill -9 of a running ``market import`` leaves every committed batch, nothing torn."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+from cryptotrading.market import MarketStore
+from cryptotrading.stores import Stores
+from tests.conftest import SettingsFactory, settings_env
+from tests.market.conftest import load_rows
+
+BATCH = 200
+
+
+def _stored(market: MarketStore) -> int:
+    return sum(info.rows for info in market.series())
+
+
+@pytest.mark.slow
+def test_kill_9_mid_import_keeps_committed_batches(
+    make_settings: SettingsFactory, binance_dir: Path
+) -> None:
+    settings = make_settings("three")
+    path = binance_dir / "BTC_USDT-5m.json"
+    total = len(load_rows(path))
+    env = {**os.environ, **settings_env(settings)}
+    command = [
+        sys.executable, "-c", "from cryptotrading.cli import main; main()",
+        "market", "import", str(path), "-s", "BTC/USDT", "-t", "5m", "-e", "binance",
+        "--batch-size", str(BATCH),
+    ]  # fmt: skip
+    with Stores(settings) as stores:
+        market = MarketStore(stores)
+        child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while _stored(market) < 5 * BATCH:
+            assert child.poll() is None, child.stderr.read() if child.stderr else ""
+            assert time.monotonic() < deadline, "import did not start"
+            time.sleep(0.005)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        assert child.returncode == -signal.SIGKILL
+        stored = _stored(market)
+        assert 5 * BATCH <= stored < total, "the kill must land mid-run"
+        assert stored % BATCH == 0, "only whole batches may be committed"
+        expected = np.asarray(load_rows(path)[:stored], dtype=np.float64)
+        got = market.read_ohlcv("BTC/USDT", "5m", as_="numpy")
+        assert got["timestamp"].tolist() == expected[:, 0].astype(np.int64).tolist()
+        assert got["close"].tolist() == expected[:, 4].tolist()
+        engine = stores.engine(stores.market)
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as connection:
+                assert connection.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+    rerun = subprocess.run(command + ["--json"], env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f'"changed": {total - stored}' in rerun.stdout
+    with Stores(settings) as stores:
+        assert _stored(MarketStore(stores)) == total
