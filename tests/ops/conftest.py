@@ -26,10 +26,11 @@ def run_cli(
     *args: str,
     prefix: tuple[str, ...] = (),
     preexec: Callable[[], None] | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``cryptotrading ARGS`` in a subprocess on the stores of *settings*
     (*prefix*: a wrapper such as ``setpriv ...``; *preexec*: e.g. set a resource limit)."""
-    env = {**os.environ, **settings_env(settings)}
+    env = {**os.environ, **settings_env(settings), **(extra_env or {})}
     return subprocess.run(
         [*prefix, sys.executable, "-c", CLI, *args],
         cwd=ROOT,

@@ -318,27 +318,20 @@ def _slow_queries(app: Connection, since: datetime) -> list[dict[str, Any]]:
 
 def _quality(app: Connection, since: datetime) -> list[dict[str, Any]]:
     """The latest data-quality measurement of every (source, symbol, timeframe)."""
+    table = DataQualityMetric.__table__
     rows = app.execute(
-        select(DataQualityMetric)
-        .where(DataQualityMetric.measured_at >= since)
-        .order_by(DataQualityMetric.measured_at.desc())
-    ).scalars()
+        select(table).where(table.c.measured_at >= since).order_by(table.c.measured_at.desc())
+    ).mappings()
+    fields = (
+        "source", "symbol", "timeframe", "overall_score", "completeness", "gaps_count",
+        "outliers_count", "duplicates_rejected", "staleness_seconds",
+    )  # fmt: skip
     latest: dict[tuple[str, str, str | None], dict[str, Any]] = {}
     for row in rows:
-        key = (row.source, row.symbol, row.timeframe)
+        key = (row["source"], row["symbol"], row["timeframe"])
         if key not in latest:
-            latest[key] = {
-                "source": row.source,
-                "symbol": row.symbol,
-                "timeframe": row.timeframe,
-                "overall_score": row.overall_score,
-                "completeness": row.completeness,
-                "gaps_count": row.gaps_count,
-                "outliers_count": row.outliers_count,
-                "duplicates_rejected": row.duplicates_rejected,
-                "staleness_seconds": row.staleness_seconds,
-                "measured_at": row.measured_at.isoformat(),
-            }
+            latest[key] = {name: row[name] for name in fields}
+            latest[key]["measured_at"] = row["measured_at"].isoformat()
     return list(latest.values())
 
 
