@@ -114,7 +114,8 @@ def _rotate_and_kill(settings: Settings, pause_at: int, delay: float = 0.0) -> N
         time.sleep(delay)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
-    assert process.returncode == -signal.SIGKILL
+    # a random kill may come after the worker finished (it then committed and exited 0)
+    assert process.returncode == -signal.SIGKILL or (not pause_at and process.returncode == 0)
 
 
 @pytest.mark.slow
@@ -143,5 +144,5 @@ def test_rotation_killed_at_random_moments(make_settings: SettingsFactory) -> No
         _populate(engine)
         for _ in range(4):  # each trial must end all-old or all-new, never mixed
             _assert_consistent(engine)
-            _rotate_and_kill(settings, 0, delay=rng.uniform(0.0, 0.15))
+            _rotate_and_kill(settings, 0, delay=rng.uniform(0.0, 0.08))
             _assert_consistent(engine)
