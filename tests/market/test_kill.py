@@ -60,7 +60,7 @@ def test_kill_9_mid_import_keeps_committed_batches(
         if engine.dialect.name == "sqlite":
             with engine.connect() as connection:
                 assert connection.execute(text("PRAGMA integrity_check")).scalar() == "ok"
-    rerun = subprocess.run(command + ["--json"], env=env, capture_output=True, text=True)
+    rerun = subprocess.run([*command, "--json"], env=env, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert f'"changed": {total - stored}' in rerun.stdout
     with Stores(settings) as stores:

@@ -23,6 +23,7 @@ from cryptotrading.errors import ValidationError
 from cryptotrading.market.candles import COLUMNS, Candles
 from cryptotrading.market.formats import EXPORT_FORMATS, FORMATS, write_candles_file
 from cryptotrading.market.importer import DEFAULT_BATCH, import_file
+from cryptotrading.market.quality import find_gaps, quality_pass
 from cryptotrading.market.store import MarketStore
 from cryptotrading.market.validation import iso
 
@@ -204,6 +205,88 @@ def list_command(ctx: typer.Context, as_json: bool = JsonOption) -> None:
             [
                 (s.symbol, s.timeframe, s.exchange, s.rows, iso(s.first), iso(s.last))
                 for s in series
+            ],
+        ),
+    )
+
+
+@market_app.command("gaps")
+def gaps_command(
+    ctx: typer.Context,
+    symbol: str = typer.Argument(..., help="Symbol in ccxt notation, e.g. BTC/USDT."),
+    timeframe: str = TimeframeOption,
+    exchange: str | None = typer.Option(None, "--exchange", "-e", help="Exchange id."),
+    start: str | None = StartOption,
+    end: str | None = EndOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """List missing intervals of one series."""
+    found = find_gaps(
+        _market(ctx),
+        symbol,
+        timeframe,
+        exchange=exchange,
+        start=_time_arg(start),
+        end=_time_arg(end),
+    )
+    payload = [gap.as_dict() for gap in found]
+    emit(
+        as_json,
+        payload,
+        lambda: print_table(
+            f"gaps of {symbol} {timeframe}",
+            ("from (UTC)", "to (UTC, exclusive)", "missing candles"),
+            [(iso(g.start), iso(g.end), g.missing) for g in found],
+            caption=f"{len(found)} gaps, {sum(g.missing for g in found)} candles missing",
+        ),
+    )
+
+
+@market_app.command("quality")
+def quality_command(
+    ctx: typer.Context,
+    symbol: str | None = typer.Option(None, "--symbol", "-s", help="Only this symbol."),
+    timeframe: str | None = typer.Option(None, "--timeframe", "-t", help="Only this timeframe."),
+    outlier_z: float = typer.Option(
+        12.0, "--outlier-z", help="Robust z-score of an outlier return."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Measure completeness, gaps, duplicates, outliers and staleness of stored series
+    and record them in data_quality_metrics."""
+    reports = quality_pass(_market(ctx), symbol=symbol, timeframe=timeframe, outlier_z=outlier_z)
+    payload = [report.as_dict() for report in reports]
+    emit(
+        as_json,
+        payload,
+        lambda: print_table(
+            "data quality",
+            (
+                "source",
+                "symbol",
+                "tf",
+                "candles",
+                "complete",
+                "gaps",
+                "dupes",
+                "outliers",
+                "stale (s)",
+                "score",
+            ),
+            [
+                (
+                    r.source,
+                    r.symbol,
+                    r.timeframe,
+                    r.candles,
+                    f"{r.completeness:.4f}",
+                    r.gaps_count,
+                    r.duplicates_rejected,
+                    r.outliers_count,
+                    f"{r.staleness_seconds:.0f}",
+                    f"{r.overall_score:.3f}",
+                )
+                for r in reports
             ],
         ),
     )
