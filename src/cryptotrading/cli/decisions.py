@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import typer
 
@@ -34,6 +35,11 @@ decisions_app = typer.Typer(
 )
 
 AtOption = typer.Option(None, "--at", help="When (ISO-8601, default now).")
+
+
+def _short(value: str | None, places: int = 4) -> str | None:
+    """A decimal text rounded for display (JSON output keeps every digit)."""
+    return None if value is None else str(round(Decimal(value), places))
 
 
 def _print_record(title: str, data: dict[str, object]) -> None:
@@ -219,7 +225,7 @@ def evaluate(
                     o["actual_outcome"],
                     o["entry_price"],
                     o["exit_price"],
-                    o["return_pct"],
+                    _short(o["return_pct"]),
                     o["profit_loss"],
                     o["is_correct"],
                 )

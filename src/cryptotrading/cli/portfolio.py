@@ -49,31 +49,36 @@ def positions(
     emit(
         as_json,
         rows,
-        lambda: print_table("positions", columns, [[r[c] for c in columns] for r in rows]),
+        lambda: print_table(
+            "positions", [_HEADERS[c] for c in columns], [[r[c] for c in columns] for r in rows]
+        ),
     )
+
+
+_HEADERS = {
+    "symbol": "symbol",
+    "exchange": "exchange",
+    "quantity": "qty",
+    "average_entry_price": "avg entry",
+    "last_price": "last",
+    "market_value": "value",
+    "unrealized_pnl": "unrealized",
+    "realized_pnl": "realized",
+    "fees_paid": "fees",
+    "share_of_gross": "share",
+}
 
 
 def _render(summary: PortfolioSummary) -> None:
     data = summary.as_dict()
-    columns = [
-        "symbol",
-        "exchange",
-        "quantity",
-        "average_entry_price",
-        "last_price",
-        "market_value",
-        "unrealized_pnl",
-        "realized_pnl",
-        "fees_paid",
-        "share_of_gross",
-    ]
     print_table(
         f"portfolio of user {summary.user_id} marked {data['marked_at']}",
-        columns,
-        [[p[c] for c in columns] for p in data["positions"]],
+        list(_HEADERS.values()),
+        [[p[c] for c in _HEADERS] for p in data["positions"]],
     )
     for key in (
         "starting_cash",
+        "cash",
         "realized_pnl",
         "unrealized_pnl",
         "fees_paid",
