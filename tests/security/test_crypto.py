@@ -99,8 +99,14 @@ def test_kdf_params_round_trip_and_validation() -> None:
     params = KdfParams()
     assert (params.time_cost, params.memory_cost_kib, params.parallelism) == (3, 65536, 4)
     assert KdfParams.from_dict(params.as_dict()) == params
-    with pytest.raises(ConfigurationError):
-        KdfParams(time_cost=0)
+    for bad in (
+        {"time_cost": 0},
+        {"time_cost": 65},
+        {"parallelism": 0},
+        {"memory_cost_kib": 8 * 1024 * 1024},
+    ):
+        with pytest.raises(ConfigurationError):
+            KdfParams(**bad)
     with pytest.raises(ConfigurationError):
         KdfParams(memory_cost_kib=16, parallelism=4)
     with pytest.raises(ConfigurationError, match="KDF parameters"):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import SecretStr
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
@@ -60,6 +64,28 @@ def test_round_trip(vault: Vault, engine: Engine) -> None:
         assert API_KEY.encode() not in blob and SECRET.encode() not in blob
     # a second vault object (a new process) derives the same key from the master
     assert Vault(engine, MASTER).get("alice", "binance").ccxt_config()["secret"] == SECRET
+
+
+secret_text = st.text(min_size=1, max_size=300).filter(lambda value: bool(value.strip()))
+
+
+@given(api_key=secret_text, api_secret=st.one_of(st.none(), secret_text))
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],  # replace=True: re-runnable
+)
+def test_round_trip_of_arbitrary_secrets(
+    vault: Vault, api_key: str, api_secret: str | None
+) -> None:
+    vault.add("alice", "binance", api_key, api_secret, replace=True)
+    creds = vault.get("alice", "binance")
+    assert creds.api_key.get_secret_value() == api_key
+    assert (creds.api_secret and creds.api_secret.get_secret_value()) == api_secret
+    blank = dataclasses.replace(
+        creds, api_key=SecretStr("x"), api_secret=creds.api_secret and SecretStr("y")
+    )
+    assert repr(creds) == repr(blank)  # the values never influence repr()
 
 
 def test_list_and_describe_are_masked(vault: Vault) -> None:

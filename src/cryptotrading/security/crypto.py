@@ -28,6 +28,9 @@ TAG_BYTES = 16
 SALT_BYTES = 16
 FORMAT_VERSION = 1
 OVERHEAD = 1 + NONCE_BYTES + TAG_BYTES
+#: Upper bounds, so an altered metadata row cannot make an unlock take hours or all RAM.
+MAX_TIME_COST = 64
+MAX_MEMORY_KIB = 4 * 1024 * 1024
 
 
 class SealError(Exception):
@@ -48,8 +51,16 @@ class KdfParams:
     version: int = ARGON2_VERSION
 
     def __post_init__(self) -> None:
-        if self.time_cost < 1 or self.parallelism < 1:
-            raise ConfigurationError("Argon2id time_cost and parallelism must be at least 1")
+        if not (1 <= self.time_cost <= MAX_TIME_COST and 1 <= self.parallelism <= 64):
+            raise ConfigurationError(
+                f"Argon2id time_cost must be 1-{MAX_TIME_COST} and parallelism 1-64",
+                hint="Use the defaults (64 MiB, 3 passes, 4 lanes) unless you measured.",
+            )
+        if self.memory_cost_kib > MAX_MEMORY_KIB:
+            raise ConfigurationError(
+                f"Argon2id memory_cost_kib above {MAX_MEMORY_KIB} (4 GiB) is refused",
+                hint="A stored key with such parameters was altered; restore it from a backup.",
+            )
         if self.memory_cost_kib < 8 * self.parallelism:
             raise ConfigurationError(
                 "Argon2id memory_cost_kib must be at least 8 KiB per lane",
