@@ -1,0 +1,320 @@
+"""The spec's operations cadence as jobs that ``cryptotrading ops run`` runs when due.
+
+=============  =========  ========================================================
+job            every      what
+=============  =========  ========================================================
+replicate      5 min      incremental copy into the replica (continuous replication)
+health         1 hour     ``health --record``: snapshot for growth rates, alerts
+cache-expiry   1 hour     delete expired rows of the three cache tables
+backup-daily   1 day      daily backup of the application store, then prune
+backup-weekly  7 days     weekly full backup of every store, then prune
+archive        1 day      ``market archive`` of old candles (when available)
+=============  =========  ========================================================
+
+Each run of a job is recorded in the app store's ``system_metrics``
+(``ops_job_ok`` / ``ops_job_failed``, component ``job:<name>``, value = seconds);
+a job is due when its last successful run is older than its interval (less a
+small slack, so an hourly cron line never skips a beat). A file lock in the data
+dir keeps two ``ops run`` from overlapping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+
+from cryptotrading.db.session import translate_errors
+from cryptotrading.errors import ValidationError
+from cryptotrading.models import CacheEntry, FeatureCache, HistoricalDataCache, SystemMetric
+from cryptotrading.ops import backup, health, monitoring, replication
+from cryptotrading.stores import Stores, ensure_data_dir
+
+OK_METRIC = "ops_job_ok"
+FAILED_METRIC = "ops_job_failed"
+ARCHIVE_AFTER = timedelta(days=90)
+
+_logger = logging.getLogger("cryptotrading.ops.scheduler")
+
+
+@dataclass
+class RunOptions:
+    """Settings of one ``ops run``: where backups go and how many are kept."""
+
+    backup_dir: Path | None = None
+    keep_daily: int = backup.DEFAULT_KEEP_DAILY
+    keep_weekly: int = backup.DEFAULT_KEEP_WEEKLY
+
+
+JobFunction = Callable[[Stores, RunOptions], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    interval: timedelta
+    description: str
+    run: JobFunction
+
+    @property
+    def slack(self) -> timedelta:
+        return min(timedelta(minutes=5), self.interval / 10)
+
+
+@dataclass
+class JobResult:
+    job: str
+    status: str  # ok, failed, skipped
+    seconds: float = 0.0
+    detail: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class JobSkipped(Exception):
+    """Raised by a job that has nothing to do in this layout or installation."""
+
+
+# -- the jobs -------------------------------------------------------------------------
+
+
+def _replicate(stores: Stores, _options: RunOptions) -> dict[str, Any]:
+    try:
+        replication.replica_store(stores)
+    except Exception as exc:
+        raise JobSkipped(str(exc)) from None
+    runs = replication.replicate_once(stores)
+    return {"rows": sum(r.rows for r in runs), "tables": len(runs)}
+
+
+def _health(stores: Stores, _options: RunOptions) -> dict[str, Any]:
+    report = health.check(stores)
+    written = health.record(stores, report)
+    detail = {"ok": report.ok, "alerts": [a.message for a in report.alerts], "recorded": written}
+    if not report.ok:
+        raise JobFailed("unhealthy: " + "; ".join(a.message for a in report.alerts), detail)
+    return detail
+
+
+def expire_caches(stores: Stores, now: datetime | None = None) -> dict[str, int]:
+    """Delete expired rows of ``cache_entries``, ``feature_cache`` and
+    ``historical_data_cache`` in one transaction; returns rows deleted per table."""
+    now = now or datetime.now(UTC)
+    deleted = {}
+    with translate_errors(stores.app.name), stores.engine(stores.app).begin() as connection:
+        for model in (CacheEntry, FeatureCache, HistoricalDataCache):
+            expires = model.expires_at
+            result = connection.execute(delete(model).where(expires.is_not(None), expires < now))
+            deleted[model.__tablename__] = int(result.rowcount or 0)
+    return deleted
+
+
+def _cache_expiry(stores: Stores, _options: RunOptions) -> dict[str, Any]:
+    return expire_caches(stores)
+
+
+def _backups(stores: Stores, options: RunOptions, kind: str, only: str | None) -> dict[str, Any]:
+    directory = options.backup_dir or backup.default_directory(stores)
+    made = backup.create_backups(stores, kind, directory, only=only)
+    removed = backup.prune_backups(directory, options.keep_daily, options.keep_weekly)
+    return {
+        "created": [m.id for m in made],
+        "bytes": sum(m.size_bytes for m in made),
+        "pruned": [m.id for m in removed],
+    }
+
+
+def _backup_daily(stores: Stores, options: RunOptions) -> dict[str, Any]:
+    return _backups(stores, options, "daily", stores.app.name)
+
+
+def _backup_weekly(stores: Stores, options: RunOptions) -> dict[str, Any]:
+    return _backups(stores, options, "weekly", None)
+
+
+def _archive(stores: Stores, _options: RunOptions) -> dict[str, Any]:
+    """The market-data archiver (``cryptotrading.market.archive.archive``), if installed."""
+    try:
+        module = importlib.import_module("cryptotrading.market.archive")
+    except ImportError:
+        raise JobSkipped("cryptotrading.market.archive is not available") from None
+    archive = getattr(module, "archive", None)
+    if archive is None:
+        raise JobSkipped("cryptotrading.market.archive has no archive() function")
+    outcome = archive(stores, older_than=ARCHIVE_AFTER)
+    as_dict = getattr(outcome, "as_dict", None)
+    return as_dict() if callable(as_dict) else {"result": str(outcome)}
+
+
+class JobFailed(Exception):
+    """A job ran but its outcome is a failure (e.g. the health check found alerts)."""
+
+    def __init__(self, message: str, detail: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+JOBS: tuple[Job, ...] = (
+    Job("replicate", timedelta(minutes=5), "incremental copy into the replica", _replicate),
+    Job("health", timedelta(hours=1), "health snapshot (growth rates) and alerts", _health),
+    Job("cache-expiry", timedelta(hours=1), "delete expired cache rows", _cache_expiry),
+    Job("backup-daily", timedelta(days=1), "daily backup of the app store + prune", _backup_daily),
+    Job("backup-weekly", timedelta(days=7), "weekly full backup of every store", _backup_weekly),
+    Job("archive", timedelta(days=1), "archive candles older than 90 days", _archive),
+)
+
+
+def job(name: str) -> Job:
+    for candidate in JOBS:
+        if candidate.name == name:
+            return candidate
+    raise ValidationError(
+        f"unknown job {name!r}", hint=f"Choose one of: {', '.join(j.name for j in JOBS)}."
+    )
+
+
+# -- bookkeeping ----------------------------------------------------------------------
+
+
+def last_runs(stores: Stores) -> dict[str, datetime]:
+    """When each job last succeeded (jobs never run are absent)."""
+    with translate_errors(stores.app.name), stores.engine(stores.app).connect() as connection:
+        rows = connection.execute(
+            select(SystemMetric.component, func.max(SystemMetric.recorded_at))
+            .where(SystemMetric.metric_name == OK_METRIC)
+            .group_by(SystemMetric.component)
+        ).all()
+    return {str(component).removeprefix("job:"): at for component, at in rows if at is not None}
+
+
+def due_jobs(stores: Stores, now: datetime | None = None) -> list[Job]:
+    now = now or datetime.now(UTC)
+    last = last_runs(stores)
+    return [j for j in JOBS if j.name not in last or now - last[j.name] >= j.interval - j.slack]
+
+
+def _record(stores: Stores, result: JobResult) -> None:
+    metric = OK_METRIC if result.status == "ok" else FAILED_METRIC
+    with translate_errors(stores.app.name), stores.engine(stores.app).begin() as connection:
+        connection.execute(
+            insert(SystemMetric),
+            {
+                "metric_name": metric,
+                "value": result.seconds,
+                "unit": "s",
+                "component": f"job:{result.job}",
+                "tags": {"status": result.status, "error": result.error},
+            },
+        )
+
+
+def run_job(stores: Stores, selected: Job, options: RunOptions) -> JobResult:
+    """Run one job; failures are recorded (and logged to ``error_logs``), not raised."""
+    started = time.perf_counter()
+    try:
+        detail = selected.run(stores, options)
+        result = JobResult(selected.name, "ok", detail=detail)
+    except JobSkipped as exc:
+        result = JobResult(selected.name, "skipped", error=str(exc))
+    except JobFailed as exc:
+        result = JobResult(selected.name, "failed", detail=exc.detail, error=str(exc))
+    except Exception as exc:
+        _logger.exception("job %s failed", selected.name)
+        result = JobResult(selected.name, "failed", error=getattr(exc, "message", str(exc)))
+    result.seconds = round(time.perf_counter() - started, 3)
+    if result.status != "skipped":
+        with contextlib.suppress(Exception):  # bookkeeping must not hide the job's outcome
+            _record(stores, result)
+    return result
+
+
+@contextlib.contextmanager
+def _exclusive(stores: Stores) -> Iterator[bool]:
+    """A non-blocking lock file in the data dir: False when another run holds it."""
+    ensure_data_dir(stores.settings.data_dir)
+    path = stores.settings.data_dir / ".ops-run.lock"
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_due(
+    stores: Stores,
+    options: RunOptions | None = None,
+    *,
+    only: list[str] | None = None,
+    force: bool = False,
+) -> list[JobResult]:
+    """Run every due job once (or the jobs named in *only*, due or not, or all with
+    *force*). Returns [] when another ``ops run`` is in progress."""
+    options = options or RunOptions()
+    handler = monitoring.install_error_logging(stores.engine(stores.app), _logger)
+    try:
+        with _exclusive(stores) as acquired:
+            if not acquired:
+                return []
+            if only:
+                selected = [job(name) for name in only]
+            else:
+                selected = list(JOBS) if force else due_jobs(stores)
+            return [run_job(stores, chosen, options) for chosen in selected]
+    finally:
+        _logger.removeHandler(handler)
+
+
+def schedule(stores: Stores) -> list[dict[str, Any]]:
+    """Every job with its interval, last success and next due time."""
+    last = last_runs(stores)
+    now = datetime.now(UTC)
+    rows = []
+    for item in JOBS:
+        previous = last.get(item.name)
+        due_at = previous + item.interval - item.slack if previous else now
+        rows.append(
+            {
+                "job": item.name,
+                "every_seconds": item.interval.total_seconds(),
+                "description": item.description,
+                "last_ok": previous.isoformat() if previous else None,
+                "due_at": due_at.isoformat(),
+                "due": due_at <= now,
+            }
+        )
+    return rows
+
+
+def loop(
+    stores: Stores,
+    options: RunOptions | None = None,
+    *,
+    tick: float = 60.0,
+    rounds: int | None = None,
+    on_round: Callable[[list[JobResult]], None] | None = None,
+) -> None:
+    """Run the due jobs every *tick* seconds (*rounds* times, or until interrupted)."""
+    done = 0
+    while rounds is None or done < rounds:
+        results = run_due(stores, options)
+        if on_round is not None:
+            on_round(results)
+        done += 1
+        if rounds is None or done < rounds:
+            time.sleep(tick)
