@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -105,3 +107,43 @@ def test_two_processes_cannot_overfill_one_order(
         assert len(stored.fills or []) == 30
         position = get_position(engine, user, "ETH/USDT")
         assert position.quantity == Decimal(30) and position.version == 30
+
+
+def test_killed_filler_leaves_order_and_position_consistent(
+    make_settings: SettingsFactory, tmp_path: Path
+) -> None:
+    """SIGKILL a process in the middle of a stream of fills: every committed fill is
+    in the order *and* the position, the one in flight in neither."""
+    settings = make_settings("three")
+    with Stores(settings) as stores:
+        engine = stores.engine(stores.app)
+        user = make_user(engine)
+        order = submit_order(
+            engine,
+            user_id=user,
+            symbol="BTC/USDT",
+            side="buy",
+            order_type="market",
+            amount="1000000",
+        ).order.order_id
+    start = tmp_path / "go"
+    start.touch()
+    worker = _start(settings, start, order, "1000000", "0.001", "30000.5", "0.0001")
+    with Stores(settings) as stores:
+        engine = stores.engine(stores.app)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # wait until some fills are committed
+            if len(get_order(engine, order).fills or []) >= 20:
+                break
+            time.sleep(0.05)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+        assert worker.returncode == -signal.SIGKILL
+        stored = get_order(engine, order)
+        fills = len(stored.fills or [])
+        assert fills >= 20
+        position = get_position(engine, user, "BTC/USDT")
+        assert stored.filled_amount == fills * Decimal("0.001") == position.quantity
+        assert stored.fee == fills * Decimal("0.0001") == position.fees_paid
+        assert position.version == fills
+        assert stored.status == "partially_filled"
