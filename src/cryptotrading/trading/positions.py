@@ -122,7 +122,6 @@ def lock_position(session: Session, user_id: int, symbol: str, exchange: str) ->
     """The position row, created if needed and locked for this transaction
     (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's BEGIN IMMEDIATE already
     serialises writers)."""
-    _insert_if_missing(session, user_id, symbol, exchange)
     query = (
         select(PortfolioPosition)
         .where(
@@ -133,7 +132,11 @@ def lock_position(session: Session, user_id: int, symbol: str, exchange: str) ->
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    return session.execute(query).scalar_one()
+    position = session.execute(query).scalar_one_or_none()
+    if position is None:
+        _insert_if_missing(session, user_id, symbol, exchange)
+        position = session.execute(query).scalar_one()
+    return position
 
 
 def state_of(position: PortfolioPosition) -> PositionState:
