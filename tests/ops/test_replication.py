@@ -121,3 +121,88 @@ def test_replica_of_two_store_layout_via_url(make_settings: SettingsFactory) -> 
         add_user(stores.engine("app"), "bob")
         replication.replicate_once(stores)
         assert_in_step(stores, "time_series", "users")
+
+
+def _fingerprint(stores: Stores) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    return (
+        table_rows(stores.engine("market"), "time_series"),
+        table_rows(stores.engine("app"), "users"),
+    )
+
+
+def test_read_only_replica_gives_clear_error_source_untouched(
+    make_settings: SettingsFactory, backend: str
+) -> None:
+    import shutil
+    import uuid
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    from tests.ops.conftest import run_cli
+
+    settings = make_settings()
+    with Stores(settings) as stores:
+        insert_candles(stores.engine("market"), 0, 30)
+        add_user(stores.engine("app"), "carol")
+        before = _fingerprint(stores)
+        replica = stores.get("replica")
+    prefix: tuple[str, ...] = ()
+    extra: dict[str, str] = {}
+    if replica.path is not None:
+        if shutil.which("setpriv") is None:
+            pytest.skip("setpriv (util-linux) not installed")
+        replica.path.chmod(0o444)
+        # As root, permissions do not stop writes; drop the capability that overrides them.
+        prefix = ("setpriv", "--bounding-set=-dac_override", "--inh-caps=-dac_override")
+    else:
+        role = f"ct_ro_{uuid.uuid4().hex[:8]}"
+        url = make_url(replica.url)
+        admin = create_engine(url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+            connection.exec_driver_sql(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+        admin.dispose()
+        extra = {
+            "CRYPTOTRADING_REPLICA_URL": url.set(username=role).render_as_string(
+                hide_password=False
+            )
+        }
+    try:
+        result = run_cli(settings, "replicate", prefix=prefix, extra_env=extra)
+    finally:
+        if replica.path is not None:
+            replica.path.chmod(0o600)
+        else:
+            admin = create_engine(make_url(replica.url), isolation_level="AUTOCOMMIT")
+            with admin.connect() as connection:
+                connection.exec_driver_sql(f"DROP OWNED BY {role}")
+                connection.exec_driver_sql(f"DROP ROLE {role}")
+            admin.dispose()
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "error: replica" in result.stderr, result.stderr
+    assert "read-only" in result.stderr or "permission denied" in result.stderr
+    assert "hint: Make the replica writable" in result.stderr
+    with Stores(settings) as stores:
+        assert _fingerprint(stores) == before
+        assert table_rows(stores.engine("replica"), "time_series") == []
+
+
+def test_cli_replicate_and_status_json(make_settings: SettingsFactory) -> None:
+    import json
+
+    from tests.ops.conftest import run_cli
+
+    settings = make_settings()
+    with Stores(settings) as stores:
+        insert_candles(stores.engine("market"), 0, 12)
+    first = run_cli(settings, "replicate", "--json", "--batch-size", "5")
+    assert first.returncode == 0, first.stderr
+    runs = {r["table"]: r for r in json.loads(first.stdout)}
+    assert (runs["market.time_series"]["rows"], runs["market.time_series"]["batches"]) == (12, 3)
+    status = json.loads(run_cli(settings, "replicate", "status", "--json").stdout)
+    series = next(s for s in status if s["table"] == "market.time_series")
+    assert (series["source_rows"], series["replica_rows"], series["pending_rows"]) == (12, 12, 0)
+    bad = run_cli(settings, "replicate", "--batch-size", "0")
+    assert bad.returncode == 2 and "batch-size" in bad.stderr

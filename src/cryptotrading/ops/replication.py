@@ -33,10 +33,11 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, Engine, Table, and_, func, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 from cryptotrading import migrations
 from cryptotrading.db.engine import READ_ONLY
-from cryptotrading.db.session import translate_errors
+from cryptotrading.db.session import translate, translate_errors
 from cryptotrading.errors import ConfigurationError, NotFoundError, SchemaVersionError
 from cryptotrading.models import APP_LINEAGE, MARKET_LINEAGE, CacheEntry, lineage_tables
 from cryptotrading.stores import Store, Stores
@@ -258,6 +259,21 @@ def _replica_connection(engine: Engine) -> Iterator[Connection]:
                 raw.execute("PRAGMA foreign_keys = ON")  # type: ignore[union-attr]
 
 
+@contextmanager
+def _writing_replica() -> Iterator[None]:
+    """Driver errors while writing the replica, with a hint that names the target."""
+    try:
+        yield
+    except DBAPIError as exc:
+        error = translate(exc, "replica")
+        error.hint = (
+            "Make the replica writable (file and directory permissions, free disk space, or "
+            "GRANT INSERT, UPDATE on PostgreSQL); the source stores were not changed and the "
+            "next run resumes where this one stopped."
+        )
+        raise error from exc
+
+
 # -- one run -------------------------------------------------------------------------
 
 
@@ -299,7 +315,11 @@ def _replicate_table(
         mark.pk = [_encode(last[name]) for name in pk_names]
         mark.rows_copied += len(rows)
         mark.replicated_at = datetime.now(UTC).isoformat()
-        with _replica_connection(replica_engine) as connection, connection.begin():
+        with (
+            _writing_replica(),
+            _replica_connection(replica_engine) as connection,
+            connection.begin(),
+        ):
             _without_fk_checks(connection)
             _upsert(connection, spec.table, rows)
             _save_watermark(connection, spec.key, mark)
