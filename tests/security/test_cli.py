@@ -180,3 +180,22 @@ def test_vault_errors_write_nothing(cli: Cli, tmp_path: Path) -> None:
     cli("vault", "list", code=8)  # the old master no longer unlocks the vault
     new_env = {"CRYPTOTRADING_MASTER_KEY": None, "CRYPTOTRADING_MASTER_KEY_FILE": str(key_file)}
     assert "binance" in cli("vault", "list", **new_env).stdout
+
+
+def test_vault_add_without_secret_line(cli: Cli) -> None:
+    _add_alice(cli)
+    added = cli.json(
+        "vault", "add", "--user", "alice", "--service", "kraken", input=f"{API_KEY}\n\n"
+    )
+    assert added["has_secret"] is False and added["has_passphrase"] is False
+    revealed = cli.json("vault", "show", "--user", "alice", "--service", "kraken", "--reveal")
+    assert revealed == {"username": "alice", "service": "kraken", "apiKey": API_KEY}
+
+
+def test_commands_take_no_secret_arguments(cli: Cli) -> None:
+    for group, command in (("users", "add"), ("users", "login"), ("vault", "add")):
+        help_text = cli(group, command, "--help").stdout.lower()
+        for option in ("--password", "--secret", "--api-secret", "--key "):
+            assert option not in help_text, (group, command, option)
+    result = cli("vault", "add", "--user", "alice", "--service", "x", "--secret", "s", code=2)
+    assert "no such option" in result.output.lower()
