@@ -22,9 +22,15 @@ from cryptotrading.intelligence import (
     record_analysis,
     record_insight,
 )
-from cryptotrading.intelligence.decisions import cancel_decision, get_decision
+from cryptotrading.intelligence.decisions import (
+    cancel_decision,
+    delete_decision,
+    get_decision,
+    list_decisions,
+)
 from cryptotrading.models.intelligence import DecisionOutcome, TradingDecision
-from cryptotrading.trading import fill_order, get_order, get_position, summarize
+from cryptotrading.models.trading import TradingOrder
+from cryptotrading.trading import fill_order, get_order, get_position, submit_order, summarize
 from cryptotrading.trading.prices import candle_at_or_after, latest_price
 
 DECIDED = datetime(2021, 1, 4, 0, 0, tzinfo=UTC)
@@ -197,7 +203,22 @@ def test_bad_chain_inputs_write_nothing(
         evaluate_decision(app_engine, market_engine, 12345, 60)
     with pytest.raises(ValidationError, match="cannot group by"):
         calibration_report(app_engine, by=("colour",))
+    with pytest.raises(NotFoundError, match="decision 4242 does not exist"):
+        submit_order(
+            app_engine,
+            user_id=user_id,
+            symbol="BTC/USDT",
+            side="buy",
+            order_type="market",
+            amount="1",
+            decision_id=4242,
+        )
     with unit_of_work(app_engine) as session:
         assert session.scalar(select(func.count()).select_from(DecisionOutcome)) == 0
+        assert session.scalar(select(func.count()).select_from(TradingOrder)) == 0
         statuses = session.execute(select(TradingDecision.status)).scalars().all()
         assert sorted(statuses) == ["pending", "pending", "pending"]
+    delete_decision(app_engine, mine.id)
+    assert mine.id not in [d.id for d in list_decisions(app_engine)]
+    with pytest.raises(NotFoundError, match=f"decision {mine.id} does not exist"):
+        evaluate_decision(app_engine, market_engine, mine.id, 60)

@@ -174,6 +174,18 @@ def cancel(
 
 
 @decisions_app.command()
+def delete(
+    ctx: typer.Context,
+    decision_id: int = typer.Argument(..., help="Decision to soft-delete."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Soft-delete a decision (kept for audit, hidden from lists and reports)."""
+    stores = open_stores(ctx)
+    row = service.delete_decision(stores.engine(stores.app), decision_id)
+    emit(as_json, decision_as_dict(row), lambda: console.print(f"decision {row.id} deleted"))
+
+
+@decisions_app.command()
 def evaluate(
     ctx: typer.Context,
     decision_id: int | None = typer.Argument(None, help="One decision (default: all due)."),

@@ -56,6 +56,9 @@ def submit(
     ),
     exchange: str = typer.Option("", "--exchange", help="Exchange id, e.g. binance."),
     time_in_force: str | None = typer.Option(None, "--tif", help="GTC, IOC, FOK, GTD or PO."),
+    decision_id: int | None = typer.Option(
+        None, "--decision", help="Trading decision the order executes."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Submit an order (status new)."""
@@ -73,6 +76,7 @@ def submit(
         client_order_id=client_id,
         exchange=exchange,
         time_in_force=time_in_force,
+        decision_id=decision_id,
     )
     payload = {**service.order_as_dict(result.order), "created": result.created}
     title = "order submitted" if result.created else "order already submitted (same client id)"
@@ -120,10 +124,20 @@ def _event_command(event: str, doc: str) -> None:
     def command(
         ctx: typer.Context,
         order_id: str = typer.Argument(..., help="Order id (ord-...)."),
+        exchange_order_id: str | None = typer.Option(
+            None, "--exchange-order-id", help="The exchange's id of the order."
+        ),
+        at: str | None = typer.Option(None, "--at", help="When (ISO-8601, default now)."),
         as_json: bool = JsonOption,
     ) -> None:
         stores = open_stores(ctx)
-        order = service.transition(stores.engine(stores.app), order_id, event)
+        order = service.transition(
+            stores.engine(stores.app),
+            order_id,
+            event,
+            exchange_order_id=exchange_order_id,
+            at=None if at is None else parse_time(at, "--at"),
+        )
         emit(
             as_json,
             service.order_as_dict(order),

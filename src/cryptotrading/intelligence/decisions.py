@@ -276,6 +276,14 @@ def cancel_decision(engine: Engine, decision_id: int) -> TradingDecision:
         return decision
 
 
+def delete_decision(engine: Engine, decision_id: int) -> TradingDecision:
+    """Soft-delete a decision (kept for the audit trail, hidden from lists and reports)."""
+    with unit_of_work(engine, "app store") as session:
+        decision = _pending(session, decision_id)
+        decision.soft_delete()
+        return decision
+
+
 def get_decision(engine: Engine, decision_id: int) -> TradingDecision:
     with unit_of_work(engine.execution_options(**{READ_ONLY: True}), "app store") as session:
         return _pending(session, decision_id)

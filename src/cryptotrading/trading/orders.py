@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from cryptotrading.db import READ_ONLY, unit_of_work, utcnow
 from cryptotrading.errors import IntegrityViolationError, NotFoundError, ValidationError
+from cryptotrading.models.intelligence import TradingDecision
 from cryptotrading.models.trading import (
     ORDER_STATUSES,
     ORDER_TYPES,
@@ -222,6 +223,14 @@ def create_order(
         raise NotFoundError(
             f"user {request.user_id} does not exist",
             hint="Create the user first (`cryptotrading users ...`).",
+        )
+    if (
+        request.decision_id is not None
+        and session.get(TradingDecision, request.decision_id) is None
+    ):
+        raise NotFoundError(
+            f"decision {request.decision_id} does not exist",
+            hint="List decisions with `cryptotrading decisions list`, or leave --decision out.",
         )
     if request.client_order_id is not None:
         found = _by_client_id(session, request.user_id, request.client_order_id)
