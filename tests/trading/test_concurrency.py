@@ -36,6 +36,9 @@ def _run_two(
 ) -> list[dict[str, int]]:
     start = tmp_path / "go"
     workers = [_start(settings, start, *first), _start(settings, start, *second)]
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("go.ready.*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
     start.touch()
     results = []
     for worker in workers:
