@@ -1,10 +1,12 @@
 """Secrets never leak: a full CLI workflow with DEBUG logging (our loggers and
 SQLAlchemy's statement log with parameters) to a file, then every database file
-(including -wal and -shm), a pg_dump of PostgreSQL stores, the log and every captured
-output are searched for each plain secret."""
+(including -wal and -shm), a pg_dump of PostgreSQL stores, a decompressed
+``backup create`` of the app store, the log and every captured output are searched for
+each plain secret."""
 
 from __future__ import annotations
 
+import gzip
 import logging
 import shutil
 import sqlite3
@@ -103,6 +105,27 @@ def _database_dumps(settings: Settings, tmp_path: Path) -> list[Path]:
     return files
 
 
+def _backup_contents(directory: Path) -> dict[str, bytes]:
+    """The backups made by ``backup create``, decompressed (gzip / pg_dump archive)."""
+    contents = {}
+    for path in sorted(directory.rglob("*")):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if path.name.endswith(".gz"):
+            data = gzip.decompress(data)
+        elif path.name.endswith(".pgdump"):
+            pg_restore = shutil.which("pg_restore")
+            assert pg_restore is not None, "pg_restore is needed to read PostgreSQL backups"
+            data = subprocess.run(
+                [pg_restore, "-f", "-", str(path)], check=True, capture_output=True, timeout=120
+            ).stdout
+        contents[f"backup {path.name}"] = data
+    readable = [data for name, data in contents.items() if name.endswith((".gz", ".pgdump"))]
+    assert readable and all(b"alice@example.com" in data for data in readable)  # really read
+    return contents
+
+
 def test_no_secret_leaks_after_a_full_workflow(
     make_settings: SettingsFactory, tmp_path: Path
 ) -> None:
@@ -142,8 +165,11 @@ def test_no_secret_leaks_after_a_full_workflow(
         run("--debug", "vault", "show", "--user", "alice", "--service", "okx", code=8, **wrong)
         run("vault", "remove", "--user", "bob", "--service", "binance")
         run("users", "deactivate", "bob")
+        backups = tmp_path / "backups"
+        run("backup", "create", "--store", "app", "--dir", str(backups), "--json")
         files = _database_dumps(settings, tmp_path)
         haystacks = {str(path): path.read_bytes() for path in files}
+        haystacks.update(_backup_contents(backups))
         if settings.app_url is None:  # SQLite: WAL included, every file owner-only
             assert any(path.name.endswith("-wal") for path in files), files
             for path in [*files, settings.data_dir]:
