@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,12 @@ from cryptotrading.cli._common import (
 )
 from cryptotrading.errors import ValidationError
 from cryptotrading.market.candles import COLUMNS, Candles
+from cryptotrading.market.download import download_ohlcv, make_exchange
 from cryptotrading.market.formats import EXPORT_FORMATS, FORMATS, write_candles_file
 from cryptotrading.market.importer import DEFAULT_BATCH, import_file
 from cryptotrading.market.quality import find_gaps, quality_pass
 from cryptotrading.market.store import MarketStore
+from cryptotrading.market.tickers import aggregate, fetch_and_store
 from cryptotrading.market.validation import iso
 
 market_app = typer.Typer(
@@ -290,3 +293,117 @@ def quality_command(
             ],
         ),
     )
+
+
+@market_app.command("download")
+def download_command(
+    ctx: typer.Context,
+    exchange: str = typer.Option(..., "--exchange", "-e", help="ccxt exchange id, e.g. binance."),
+    symbol: str = SymbolOption,
+    timeframe: str = TimeframeOption,
+    since: str = typer.Option(..., "--since", help="First candle (ISO date or epoch ms, UTC)."),
+    until: str | None = typer.Option(None, "--until", help="End, exclusive (default: now)."),
+    limit: int | None = typer.Option(
+        None, "--limit", help="Candles per request (default: exchange's)."
+    ),
+    retries: int = typer.Option(5, "--retries", help="Retries of a network error, with backoff."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Download candles with ccxt; resumes from the newest stored candle."""
+    market = _market(ctx)
+    client = make_exchange(exchange)
+    with progress_bar(f"downloading {symbol} {timeframe} from {exchange}") as bar:
+        task = bar.add_task("download", total=100.0)
+        result = download_ohlcv(
+            market,
+            client,
+            symbol=symbol,
+            timeframe=timeframe,
+            since=_time_arg(since),
+            until=_time_arg(until),
+            limit=limit,
+            retries=retries,
+            progress=lambda _rows, pct: bar.update(task, completed=pct),
+        )
+    payload = {
+        "exchange": result.exchange,
+        "symbol": result.symbol,
+        "timeframe": result.timeframe,
+        "rows": result.rows,
+        "changed": result.changed,
+        "pages": result.pages,
+        "resumed_from": result.resumed_from,
+        "job_id": result.job_id,
+    }
+    resumed = f" (resumed from {iso(result.resumed_from)})" if result.resumed_from else ""
+    emit(
+        as_json,
+        payload,
+        lambda: typer.echo(
+            f"downloaded {result.rows:,} candles in {result.pages} pages{resumed}: "
+            f"{result.changed:,} new or changed"
+        ),
+    )
+
+
+@market_app.command("tickers")
+def tickers_command(
+    ctx: typer.Context,
+    exchanges: list[str] = typer.Option(..., "--exchange", "-e", help="ccxt exchange id (repeat)."),
+    symbols: list[str] = typer.Option(..., "--symbol", "-s", help="Symbol (repeat)."),
+    then_aggregate: bool = typer.Option(
+        False, "--aggregate", help="Aggregate across exchanges after storing."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Fetch tickers with ccxt and store them per source (market_data_sources, market_data)."""
+    stores = open_stores(ctx)
+    clients = [make_exchange(name) for name in exchanges]
+    stored = fetch_and_store(stores, clients, symbols)
+    aggregates = (
+        [aggregate(stores, symbol).as_dict() for symbol in symbols] if then_aggregate else []
+    )
+    payload = {"stored": stored, "aggregates": aggregates}
+    emit(as_json, payload, lambda: _print_aggregates(aggregates, stored))
+
+
+def _print_aggregates(
+    aggregates: list[dict[str, Any]], stored: dict[str, list[str]] | None = None
+) -> None:
+    if stored:
+        for source, names in stored.items():
+            typer.echo(f"stored {len(names)} ticker(s) from {source}")
+    if aggregates:
+        print_table(
+            "cross-exchange aggregate",
+            ("symbol", "avg", "vwap", "spread %", "sources", "stale", "outliers"),
+            [
+                (
+                    a["symbol"],
+                    f"{a['avg_price']:.8g}",
+                    "" if a["vwap"] is None else f"{a['vwap']:.8g}",
+                    f"{a['spread_pct']:.4f}",
+                    a["sources_count"],
+                    a["stale_excluded"],
+                    a["outliers_excluded"],
+                )
+                for a in aggregates
+            ],
+        )
+
+
+@market_app.command("aggregate")
+def aggregate_command(
+    ctx: typer.Context,
+    symbol: str = typer.Argument(..., help="Symbol in ccxt notation, e.g. BTC/USDT."),
+    max_age: float = typer.Option(300.0, "--max-age", help="Seconds after which a quote is stale."),
+    outlier_pct: float = typer.Option(
+        5.0, "--outlier-pct", help="Max distance from the median, in %."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Aggregate the newest stored quote of every source into aggregated_market_data."""
+    result = aggregate(
+        open_stores(ctx), symbol, max_age=timedelta(seconds=max_age), outlier_pct=outlier_pct
+    ).as_dict()
+    emit(as_json, result, lambda: _print_aggregates([result]))

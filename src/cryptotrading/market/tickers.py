@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from cryptotrading.db.session import unit_of_work
-from cryptotrading.errors import NotFoundError, ValidationError
+from cryptotrading.errors import CryptotradingError, NotFoundError, ValidationError
 from cryptotrading.models.market import AggregatedMarketData, MarketData, MarketDataSource
 from cryptotrading.stores import Stores
 
@@ -72,14 +72,21 @@ def _source_row(source: str, ticker: Mapping[str, Any], now: datetime) -> Market
 
 
 def store_tickers(
-    stores: Stores, source: str, tickers: Iterable[Mapping[str, Any]] | Mapping[str, Any]
+    stores: Stores,
+    source: str,
+    tickers: Iterable[Mapping[str, Any]] | Mapping[str, Any],
+    *,
+    received_at: datetime | None = None,
 ) -> int:
     """Store ccxt tickers of one *source* (a list, or ccxt's ``{symbol: ticker}``) in
-    ``market_data_sources`` and ``market_data``, in one transaction."""
+    ``market_data_sources`` and ``market_data``, in one transaction. A ticker without
+    a timestamp is dated *received_at* (default: now)."""
     if not source or len(source) > 64:
         raise ValidationError(f"invalid source {source!r}", hint="Use the ccxt exchange id.")
     items = list(tickers.values()) if isinstance(tickers, Mapping) else list(tickers)
-    now = datetime.now(UTC)
+    if items and all(isinstance(value, Mapping) and "symbol" not in value for value in items):
+        raise ValidationError("tickers must be ccxt ticker dicts", hint="Use fetch_ticker().")
+    now = received_at or datetime.now(UTC)
     rows = [_source_row(source, ticker, now) for ticker in items]
     snapshots = [
         MarketData(
@@ -99,6 +106,34 @@ def store_tickers(
     with unit_of_work(stores.engine(stores.app), "app store") as session:
         session.add_all([*rows, *snapshots])
     return len(rows)
+
+
+def fetch_and_store(
+    stores: Stores, exchanges: Iterable[Any], symbols: Iterable[str]
+) -> dict[str, list[str]]:
+    """``fetch_ticker`` every symbol on every ccxt exchange and store the quotes;
+    returns ``{exchange id: [symbols stored]}``. Exchange errors become
+    :class:`~cryptotrading.errors.CryptotradingError`; nothing of that exchange is stored."""
+    import ccxt
+
+    wanted = list(symbols)
+    stored: dict[str, list[str]] = {}
+    for exchange in exchanges:
+        try:
+            tickers = [exchange.fetch_ticker(symbol) for symbol in wanted]
+        except ccxt.BadSymbol as exc:
+            raise ValidationError(
+                f"{exchange.id} does not list one of {', '.join(wanted)}: {exc}",
+                hint="Check the symbols (ccxt notation, e.g. BTC/USDT).",
+            ) from exc
+        except ccxt.BaseError as exc:
+            raise CryptotradingError(
+                f"{exchange.id}: {type(exc).__name__}: {exc}",
+                hint="Check the network and the exchange status, then retry.",
+            ) from exc
+        store_tickers(stores, exchange.id, tickers)
+        stored[exchange.id] = [str(t["symbol"]) for t in tickers]
+    return stored
 
 
 def _signed(ticker: Mapping[str, Any], key: str) -> float | None:
