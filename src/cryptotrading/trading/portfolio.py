@@ -106,7 +106,7 @@ def _price(
     frequency: str | None,
 ) -> Decimal | None:
     """The newest close for the position (its exchange's candles first), or None."""
-    for exchange in dict.fromkeys([position.exchange or None, None]):
+    for exchange in dict.fromkeys([position.exchange, None]):
         try:
             return latest_price(
                 market_engine, position.symbol, frequency=frequency, exchange=exchange, as_of=as_of
