@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from cryptotrading.db.engine import READ_ONLY
@@ -116,16 +116,3 @@ def utc(value: Any, what: str) -> datetime:
 
 def maybe_utc(value: Any, what: str) -> datetime | None:
     return None if value is None else utc(value, what)
-
-
-def as_dict(row: Any, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The column values of an ORM object (bytes columns as their length)."""
-    data: dict[str, Any] = {}
-    for attr in inspect(row).mapper.column_attrs:
-        if attr.key in exclude:
-            continue
-        value = getattr(row, attr.key)
-        if isinstance(value, bytes):
-            value = f"<{len(value)} bytes>"
-        data[attr.key] = value
-    return data
