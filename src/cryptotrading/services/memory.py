@@ -350,10 +350,17 @@ def search(
         rows = session.execute(statement).all()
         if not rows:
             return []
-        matrix = np.vstack([embeddings.unpack(row.embedding) for row in rows]).astype(np.float64)
-        norms = np.linalg.norm(matrix, axis=1)
+        # One buffer, one reshape: no per-row arrays (dimensions are equal by the filter).
+        matrix = embeddings.unpack(b"".join(row.embedding for row in rows))
+        if matrix.size != len(rows) * query.size:
+            raise ValidationError(
+                "stored embeddings do not match their recorded dimensions",
+                hint="Re-store those memories with store_memory (it records the dimensions).",
+            )
+        matrix = matrix.reshape(len(rows), query.size)
+        norms = np.linalg.norm(matrix, axis=1).astype(np.float64)
         norms[norms == 0.0] = np.inf  # a zero vector is similar to nothing
-        scores = matrix @ query / (norms * norm)
+        scores = (matrix @ query.astype(np.float32)).astype(np.float64) / (norms * norm)
         top = np.argsort(-scores, kind="stable")[:k]
         hits = [
             SearchHit(rows[i].id, rows[i].memory_type, rows[i].content, float(scores[i]))
