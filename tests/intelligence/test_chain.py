@@ -99,6 +99,7 @@ def test_whole_chain_on_real_candles(
     expected_pnl = Decimal("0.5") * (exit_price - entry) - fee
     assert outcome.profit_loss == expected_pnl
     expected_return = (exit_price / entry - 1) * 100
+    assert outcome.return_pct is not None
     assert abs(outcome.return_pct - expected_return) < Decimal("1e-17")
     assert outcome.is_correct == (exit_price > entry)
     assert outcome.details is not None and outcome.details["entry_source"] == "fills"

@@ -23,7 +23,9 @@ def test_worked_example(stores: Stores, market_data_dir: Path) -> None:
     with unit_of_work(app) as session:
         outcomes = session.scalar(select(func.count()).select_from(DecisionOutcome))
         hits = session.scalar(
-            select(func.count()).select_from(DecisionOutcome).where(DecisionOutcome.is_correct)
+            select(func.count())
+            .select_from(DecisionOutcome)
+            .where(DecisionOutcome.is_correct.is_(True))
         )
         filled = session.scalar(
             select(func.count()).select_from(TradingOrder).where(TradingOrder.status == "filled")

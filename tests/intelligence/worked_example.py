@@ -148,7 +148,7 @@ def main() -> None:
     parser.add_argument("--market-dir", type=Path, required=True)
     parser.add_argument("--data-dir", type=Path, required=True)
     args = parser.parse_args()
-    with Stores(Settings(data_dir=args.data_dir)) as stores:  # type: ignore[call-arg]
+    with Stores(Settings(data_dir=args.data_dir)) as stores:
         initialize(stores)
         text, summary = run(stores, args.market_dir)
     print(text)

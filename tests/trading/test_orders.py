@@ -232,12 +232,13 @@ def test_bad_orders_are_refused_and_nothing_is_written(
 def test_bad_fills_and_unknown_orders(app_engine: Engine, user_id: int) -> None:
     order_id = _submit(app_engine, user_id)
     before = _snapshot(app_engine)
-    for kwargs, message in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"price": "30000", "amount": "0"}, "must be positive"),
         ({"price": "0", "amount": "1"}, "must be positive"),
         ({"price": "30000", "amount": "1", "fee": "-1"}, "must be zero or positive"),
         ({"price": 30000.5, "amount": "1"}, "float 30000.5 given"),
-    ]:
+    ]
+    for kwargs, message in cases:
         with pytest.raises(ValidationError, match=message):
             o.fill_order(app_engine, order_id, **kwargs)
     assert _snapshot(app_engine) == before
