@@ -55,6 +55,7 @@ def test_define_and_upsert_factor_values(engine: Engine) -> None:
     assert list(frame["value"]) == [30.0, 45.5, 71.0, 65.0]
     assert str(frame.index.tz) == "UTC" and frame.index[0] == pd.Timestamp(T0)
     assert frame["quality_score"].isna().sum() == 2
+    assert frame["value"].dtype == "float64" and frame["quality_score"].dtype == "float64"
     window = factors.factor_series(
         engine, "rsi_14", "BTC/USDT", start=T0 + timedelta(hours=1), end=T0 + timedelta(hours=3)
     )
@@ -127,6 +128,7 @@ def test_import_real_fear_greed_idempotently(engine: Engine, fng_file: Path) -> 
     frame = factors.sentiment_series(engine, "BTC", source="alternative.me")
     assert list(frame["fear_greed_index"][:5]) == [30, 15, 40, 24, 11]  # see SOURCES.md
     assert frame["fear_greed_index"].between(0, 100).all()
+    assert str(frame["fear_greed_index"].dtype) == "Int64"
     assert pd.Timestamp("2024-10-26", tz="UTC") not in frame.index  # a real gap in the data
     again = factors.import_fear_greed(engine, fng_file)
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, len(lines))
@@ -184,6 +186,7 @@ def test_onchain_and_macro_series(engine: Engine) -> None:
     chain = factors.onchain_series(engine, "BTC")
     assert list(chain["active_addresses"][:1]) == [910_000]
     assert chain["transaction_volume"].iloc[0] == 1.5e9
+    assert str(chain["active_addresses"].dtype) == "Int64" and chain["hash_rate"].isna().iloc[0]
     assert factors.onchain_series(engine, "BTC", source="glassnode").shape[0] == 1
     factors.record_macro(engine, "BTC", T0, source="fred", interest_rates=5.33, vix=13.2)
     macro = factors.macro_series(engine, "BTC", start=T0, end=T0 + timedelta(hours=1))

@@ -174,7 +174,7 @@ def factor_series(
                 f"factor {factor_name!r} is not defined", hint="List factors with list_factors."
             )
         rows = session.execute(query).all()
-    return _frame(rows, ["value", "quality_score"])
+    return _frame(rows, ["value", "quality_score"], {"value": float, "quality_score": float})
 
 
 def _window(query: Any, column: Any, start: datetime | None, end: datetime | None) -> Any:
@@ -185,9 +185,13 @@ def _window(query: Any, column: Any, start: datetime | None, end: datetime | Non
     return query
 
 
-def _frame(rows: Any, columns: list[str]) -> pd.DataFrame:
+def _frame(rows: Any, columns: list[str], kinds: Mapping[str, type]) -> pd.DataFrame:
+    """A frame indexed by UTC timestamp; float columns float64 (NaN for missing), int
+    columns nullable ``Int64``."""
     frame = pd.DataFrame([tuple(row) for row in rows], columns=["timestamp", *columns])
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    for column, kind in kinds.items():
+        frame[column] = frame[column].astype("Int64" if kind is int else "float64")
     return frame.set_index("timestamp")
 
 
@@ -394,7 +398,7 @@ def _series(
     query = _window(query, model.timestamp, start, end).order_by(model.timestamp, model.id)
     with read_session(engine) as session:
         rows = session.execute(query).all()
-    return _frame(rows, columns)
+    return _frame(rows, columns, kinds)
 
 
 def record_sentiment(
