@@ -260,3 +260,16 @@ def test_list_orders_filters(app_engine: Engine, user_id: int) -> None:
     assert [x.order_id for x in o.list_orders(app_engine, status="open")] == [first]
     with pytest.raises(ValidationError, match="not an order status"):
         o.list_orders(app_engine, status="done")
+
+
+def test_values_beyond_the_column_range_are_refused(app_engine: Engine, user_id: int) -> None:
+    """NUMERIC(38, 18) holds < 1e20: SQLite (text) refuses what PostgreSQL would."""
+    big = "90000000000000000000"  # 9e19
+    ids = [
+        _submit(app_engine, user_id, order_type="market", price=None, amount=big) for _ in range(2)
+    ]
+    o.fill_order(app_engine, ids[0], price="1", amount=big)
+    before = _snapshot(app_engine)
+    with pytest.raises(ValidationError, match=r"position quantity would become 1\.8"):
+        o.fill_order(app_engine, ids[1], price="1", amount=big)
+    assert _snapshot(app_engine) == before

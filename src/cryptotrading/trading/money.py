@@ -73,6 +73,17 @@ def parse(value: Any, what: str, *, positive: bool = False, allow_zero: bool = T
     return number + ZERO  # normalises -0 to 0
 
 
+def storable(value: Decimal, what: str) -> Decimal:
+    """*value* unchanged when a NUMERIC(38, 18) column holds it, else a
+    :class:`ValidationError` (the same limit on SQLite and PostgreSQL)."""
+    if abs(value) >= LIMIT:
+        raise ValidationError(
+            f"{what} would become {value:.6e}, beyond the storable {LIMIT:.0e}",
+            hint="Check the units of amounts and prices; nothing was written.",
+        )
+    return value
+
+
 def as_text(value: Decimal | None) -> str | None:
     """Plain (non-scientific) text of *value* without trailing zeros, or None."""
     if value is None:

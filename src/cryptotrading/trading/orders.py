@@ -37,7 +37,7 @@ from cryptotrading.models.trading import (
 )
 from cryptotrading.models.users import User
 from cryptotrading.trading.clock import maybe_utc
-from cryptotrading.trading.money import ZERO, as_text, exact, parse, quantize
+from cryptotrading.trading.money import ZERO, as_text, exact, parse, quantize, storable
 from cryptotrading.trading.positions import Fill, record_fill_on_position
 
 TERMINAL = frozenset({"filled", "cancelled", "rejected", "expired"})
@@ -422,7 +422,7 @@ def fill_order(
             notional = sum((Decimal(f["price"]) * Decimal(f["amount"]) for f in fills), start=ZERO)
             order.average_fill_price = quantize(notional / filled)
             order.filled_amount = filled
-            order.fee = order.fee + fill_fee
+            order.fee = storable(order.fee + fill_fee, "order fee")
         order.fills = fills
         if filled == order.amount:
             order.status = "filled"

@@ -24,7 +24,7 @@ from cryptotrading.db import READ_ONLY, unit_of_work, utcnow
 from cryptotrading.errors import NotFoundError
 from cryptotrading.models.trading import PortfolioPosition, TradingOrder
 from cryptotrading.models.users import User
-from cryptotrading.trading.money import ZERO, as_text, exact, parse, quantize
+from cryptotrading.trading.money import ZERO, as_text, exact, parse, quantize, storable
 from cryptotrading.trading.positions import mark
 from cryptotrading.trading.prices import latest_price
 
@@ -167,8 +167,9 @@ def mark_to_market(
                 unpriced.append(position.symbol)
                 continue
             position.last_price = price
-            position.market_value, position.unrealized_pnl = mark(
-                position.quantity, position.average_entry_price, price
+            position.market_value, position.unrealized_pnl = (
+                storable(value, f"{position.symbol} market value")
+                for value in mark(position.quantity, position.average_entry_price, price)
             )
         session.flush()
         return positions, unpriced

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from cryptotrading.db import READ_ONLY, unit_of_work
 from cryptotrading.errors import NotFoundError
 from cryptotrading.models.trading import PortfolioPosition
-from cryptotrading.trading.money import ZERO, exact, quantize
+from cryptotrading.trading.money import ZERO, exact, quantize, storable
 
 SIDES = ("buy", "sell")
 
@@ -152,6 +152,8 @@ def record_fill_on_position(
     position = lock_position(session, user_id, symbol, exchange)
     before = state_of(position)
     after = apply_fill(before, fill)
+    for name in ("quantity", "realized_pnl", "fees_paid"):
+        storable(getattr(after, name), f"position {name}")
     position.quantity = after.quantity
     position.average_entry_price = after.average_entry_price
     position.realized_pnl = after.realized_pnl
@@ -165,8 +167,9 @@ def record_fill_on_position(
     elif _sign(before.quantity) != _sign(after.quantity):
         position.opened_at = fill.time
     if position.last_price is not None:
-        position.market_value, position.unrealized_pnl = mark(
-            after.quantity, after.average_entry_price, position.last_price
+        position.market_value, position.unrealized_pnl = (
+            storable(value, "position value")
+            for value in mark(after.quantity, after.average_entry_price, position.last_price)
         )
     session.flush()
     return position
