@@ -108,6 +108,7 @@ def test_fill_of_the_remaining_amount_completes_the_order(
 
 
 def test_terminal_states_have_no_way_out() -> None:
+    assert set(o.LEGAL_TRANSITIONS) == set(ORDER_STATUSES)
     for status in o.TERMINAL:
         assert o.LEGAL_TRANSITIONS[status] == frozenset()
         assert all(status not in allowed for allowed, _ in o.EVENTS.values())

@@ -63,7 +63,6 @@ LEGAL_TRANSITIONS: dict[str, frozenset[str]] = {
     "rejected": frozenset(),
     "expired": frozenset(),
 }
-assert set(LEGAL_TRANSITIONS) == set(ORDER_STATUSES)
 
 TIME_IN_FORCE = ("GTC", "IOC", "FOK", "GTD", "PO")
 
