@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
@@ -118,7 +119,7 @@ def test_stored_positions_match_exact_computation(stores: Stores, seed: int) -> 
     """Hundreds of fills through orders into the database (one transaction each):
     the stored position equals the pure computation and the exact one."""
     engine: Engine = stores.engine(stores.app)
-    user = make_user(engine, f"pnl{seed}")
+    user = make_user(engine, f"pnl{seed}-{uuid.uuid4().hex[:8]}")
     sequence = _random_fills(random.Random(seed), 400)
     total = {
         side: sum((f.amount for f in sequence if f.side == side), start=Decimal(0))
