@@ -135,3 +135,21 @@ def test_several_exchanges_need_a_choice(market: MarketStore, binance_dir: Path)
     assert "'binance', 'kraken'" in str(info.value)
     assert len(market.read_ohlcv("BTC/USDT", "1h", exchange="kraken")) == 10
     assert {s.exchange for s in market.series()} == {"binance", "kraken"}
+
+
+def test_one_changed_candle_in_a_big_rewrite_is_found(
+    market: MarketStore, binance_dir: Path
+) -> None:
+    rows = load_rows(binance_dir / "BTC_USDT-5m.json")[:25_000]
+    market.write_ohlcv(rows, symbol="BTC/USDT", timeframe="5m")
+    swapped = [list(row) for row in rows]
+    # the same values moved between two candles: totals are unchanged, positions are not
+    swapped[12_345][5], swapped[12_346][5] = swapped[12_346][5], swapped[12_345][5]
+    swapped[20_000][4] = swapped[20_000][4] + 0.01
+    swapped[20_000][2] = max(swapped[20_000][2], swapped[20_000][4])
+    result = market.write_ohlcv(swapped, symbol="BTC/USDT", timeframe="5m")
+    assert result.changed == 3 and result.unchanged == 25_000 - 3
+    stored = market.read_ohlcv("BTC/USDT", "5m", as_="numpy")
+    assert stored["volume"][12_345] == rows[12_346][5]
+    assert stored["close"][20_000] == swapped[20_000][4]
+    assert market.write_ohlcv(swapped, symbol="BTC/USDT", timeframe="5m").changed == 0

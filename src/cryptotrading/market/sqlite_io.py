@@ -15,9 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from cryptotrading.market.candles import CANDLE_DTYPE, Candles
+from cryptotrading.market.candles import CANDLE_DTYPE, VALUE_COLUMNS, Candles
 
 ROWS_PER_STATEMENT = 500
+#: Candles per checksum comparison: identical re-ingests skip whole chunks.
+CHECK_ROWS = 10_000
 _SELECT = "SELECT timestamp, open, high, low, close, volume FROM time_series"
 _UPSERT = (
     " ON CONFLICT (symbol, frequency, timestamp, exchange) DO UPDATE SET"
@@ -49,7 +51,54 @@ def write(
     candles: Candles,
     ingested_at: int,
 ) -> int:
-    """Upsert *candles* (inside the caller's transaction); returns rows changed."""
+    """Upsert *candles* (inside the caller's transaction); returns rows changed.
+    Chunks whose stored copy is identical are skipped without writing."""
+    changed = 0
+    for begin in range(0, len(candles), CHECK_ROWS):
+        chunk = candles.slice(begin, begin + CHECK_ROWS)
+        if not _already_stored(conn, symbol, frequency, exchange, chunk):
+            changed += _upsert(conn, symbol, frequency, exchange, chunk, ingested_at)
+    return changed
+
+
+def _checksums(candles: Candles) -> tuple[Any, ...]:
+    """Count, timestamp sum and position-weighted value sums, added up in timestamp
+    order exactly as SQLite's ``sum()`` does (sequential float64 additions)."""
+    ts = candles.timestamp
+    weight = ((ts - ts[0]) // 1000 + 1).astype(np.float64)
+    sums = [float(np.add.accumulate(getattr(candles, name) * weight)[-1]) for name in VALUE_COLUMNS]
+    return (len(ts), int(ts.sum()), *sums)
+
+
+_CHECKSUM_SQL = (
+    "SELECT COUNT(*), SUM(timestamp)"
+    + "".join(f", SUM({name} * ((timestamp - ?5) / 1000 + 1))" for name in VALUE_COLUMNS)
+    + " FROM time_series WHERE symbol = ?1 AND frequency = ?2 AND exchange = ?3"
+    " AND timestamp >= ?5 AND timestamp <= ?4"
+)
+
+
+def _already_stored(
+    conn: sqlite3.Connection, symbol: str, frequency: str, exchange: str, candles: Candles
+) -> bool:
+    """True when the stored candles of this range equal *candles* (same checksums,
+    computed in C without fetching rows). A mismatch -- even one caused only by a
+    different float summation in some SQLite version -- just means an upsert."""
+    first, last = int(candles.timestamp[0]), int(candles.timestamp[-1])
+    row = conn.execute(_CHECKSUM_SQL, (symbol, frequency, exchange, last, first)).fetchone()
+    if row is None or row[0] != len(candles):
+        return False
+    return tuple(row) == _checksums(candles)
+
+
+def _upsert(
+    conn: sqlite3.Connection,
+    symbol: str,
+    frequency: str,
+    exchange: str,
+    candles: Candles,
+    ingested_at: int,
+) -> int:
     matrix = np.column_stack(
         (
             candles.timestamp.astype(np.float64),

@@ -14,6 +14,7 @@ from datetime import date, datetime
 from types import ModuleType
 from typing import Any, NamedTuple
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -21,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from cryptotrading.db.session import translate
 from cryptotrading.errors import NotFoundError, ValidationError
 from cryptotrading.market import postgres_io, sqlite_io
-from cryptotrading.market.candles import Candles, to_candles
+from cryptotrading.market.candles import COLUMNS, VALUE_COLUMNS, Candles, to_candles
 from cryptotrading.market.resample import resample
 from cryptotrading.market.timeframes import Timeframe, parse_timeframe
 from cryptotrading.market.validation import check_names, validate_candles
@@ -146,8 +147,35 @@ class MarketStore:
             return WriteResult(0, 0)
         now = int(time.time() * 1000)
         with self._connection(write=True) as conn:
-            changed = self._io.write(conn, symbol, frame.name, exchange, candles, now)
+            fresh = candles
+            if self.backend == "postgresql":
+                fresh = self._not_stored(conn, symbol, frame.name, exchange, candles)
+            changed = (
+                self._io.write(conn, symbol, frame.name, exchange, fresh, now) if len(fresh) else 0
+            )
         return WriteResult(len(candles), int(changed))
+
+    def _not_stored(
+        self, conn: Any, symbol: str, frequency: str, exchange: str, candles: Candles
+    ) -> Candles:
+        """The candles that are new or differ from the stored ones (in the writer's
+        transaction): re-ingesting known candles costs a range read, not a write."""
+        ts = candles.timestamp
+        stored: Candles = self._io.read(
+            conn, symbol, frequency, exchange, int(ts[0]), int(ts[-1]) + 1
+        )
+        if len(stored) == 0:
+            return candles
+        where = np.searchsorted(stored.timestamp, ts)
+        inside = where < len(stored)
+        at = np.where(inside, where, 0)
+        same = inside & (stored.timestamp[at] == ts)
+        for name in VALUE_COLUMNS:
+            same &= getattr(stored, name)[at] == getattr(candles, name)
+        if not same.any():
+            return candles
+        keep = ~same
+        return Candles(*(getattr(candles, name)[keep] for name in COLUMNS))
 
     # -- reading ---------------------------------------------------------------
 
