@@ -34,7 +34,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -117,7 +117,7 @@ class Fresh:
     def stores(self) -> Stores:
         data_dir = self.root / f"d{len(self.opened)}"
         if self.backend == "sqlite":
-            stores = Stores(Settings(data_dir=data_dir, layout="three"))  # type: ignore[arg-type]
+            stores = Stores(Settings(data_dir=data_dir, layout="three"))
             initialize(stores)
         else:
             urls = {}
@@ -226,7 +226,8 @@ def bench_sqlite(per_symbol: int, slow_rows: int) -> None:
             with Session(orm_engine) as session, session.begin():
                 for symbol, frame in subset.items():
                     session.add_all(
-                        TimeSeries(**row) for row in wide(frame, symbol).to_dict("records")
+                        TimeSeries(**cast(dict[str, Any], row))
+                        for row in wide(frame, symbol).to_dict("records")
                     )
 
         orm_time = timed(orm)
@@ -311,7 +312,7 @@ def bench_sqlite(per_symbol: int, slow_rows: int) -> None:
             )
             frame.index = pd.to_datetime(frame["timestamp"], unit="ms", utc=True)
             agg = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
-            return frame.resample("1h").agg(agg).dropna()  # type: ignore[arg-type]
+            return frame.resample("1h").agg(agg).dropna()
 
         base_resample = best(pandas_resample)
         check = pandas_resample()
