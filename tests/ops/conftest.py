@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,25 @@ def run_cli(
         preexec_fn=preexec,
         check=False,
     )
+
+
+@dataclass
+class Invoked:
+    """The outcome of an in-process CLI call, shaped like a CompletedProcess."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def invoke(settings: Settings, *args: str, extra_env: dict[str, str] | None = None) -> Invoked:
+    """Run ``cryptotrading ARGS`` in this process (fast; no interpreter start-up)."""
+    from typer.testing import CliRunner
+
+    from cryptotrading.cli import app
+
+    env = {**settings_env(settings), **(extra_env or {})}
+    result = CliRunner().invoke(app, list(args), env=env)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Invoked(result.exit_code, result.stdout, result.stderr)

@@ -129,33 +129,39 @@ def test_corrupt_or_truncated_backup_is_refused_and_live_untouched(
         assert not list(stores.market.path.parent.glob("*.partial"))
 
 
-def test_checksum_matching_but_damaged_sqlite_content_is_refused(
-    make_settings: object, backup_dir: Path, backend: str
+def test_damaged_content_with_a_re_signed_manifest_is_refused(
+    stores: Stores, backup_dir: Path
 ) -> None:
-    """A backup whose manifest was re-signed after damage still fails integrity."""
-    if backend != "sqlite":
-        pytest.skip("SQLite page-level damage; PostgreSQL archives are checked by pg_restore")
-    with Stores(make_settings()) as stores:  # type: ignore[operator]
-        _fill(stores)
-        manifest = backup.create_backup(stores, "market", "daily", backup_dir)
-        archive = backup_dir / manifest.file
+    """Even when the checksum matches (manifest re-signed after damage), the restore
+    into a scratch copy catches the damage: integrity check / pg_restore failure."""
+    _fill(stores)
+    manifest = backup.create_backup(stores, "market", "daily", backup_dir)
+    archive = backup_dir / manifest.file
+    if manifest.backend == "sqlite":
         raw = bytearray(gzip.decompress(archive.read_bytes()))
         page = int.from_bytes(raw[16:18], "big")
         for start in range(page, len(raw) - page, 2 * page):  # every other page after the 1st
             raw[start : start + 64] = b"\xab" * 64
         archive.write_bytes(gzip.compress(bytes(raw)))
-        fixed = {**manifest.as_dict(), "sha256": backup._sha256(archive)}
-        (backup_dir / f"{manifest.id}.json").write_text(json.dumps(fixed))
-        stores.close()
-        before = _live_fingerprint(stores)
-        stores.close()
-        result = backup.verify_backup(stores, manifest.id, backup_dir)
-        assert not result.ok
-        assert any(c.name in ("integrity_check", "row_counts") and not c.ok for c in result.checks)
-        with pytest.raises(ValidationError):
-            backup.restore_backup(stores, manifest.id, backup_dir)
-        stores.close()
-        assert _live_fingerprint(stores) == before
+    else:
+        data = archive.read_bytes()
+        archive.write_bytes(data[: len(data) * 6 // 10])  # the TOC survives, the data not
+    fixed = {**manifest.as_dict(), "sha256": backup._sha256(archive)}
+    (backup_dir / f"{manifest.id}.json").write_text(json.dumps(fixed))
+    stores.close()
+    before = _live_fingerprint(stores)
+    stores.close()
+    result = backup.verify_backup(stores, manifest.id, backup_dir)
+    assert not result.ok
+    assert next(c for c in result.checks if c.name == "sha256").ok
+    assert any(
+        c.name in ("integrity_check", "row_counts", "pg_restore") and not c.ok
+        for c in result.checks
+    ), result.checks
+    with pytest.raises(ValidationError):
+        backup.restore_backup(stores, manifest.id, backup_dir)
+    stores.close()
+    assert _live_fingerprint(stores) == before
 
 
 def test_prune_keeps_newest_daily_and_weekly(stores: Stores, backup_dir: Path) -> None:

@@ -18,7 +18,7 @@ from cryptotrading.ops import backup
 from cryptotrading.settings import Settings
 from cryptotrading.stores import Stores
 from tests.conftest import ROOT, SettingsFactory
-from tests.ops.conftest import run_cli
+from tests.ops.conftest import invoke, run_cli
 from tests.ops.helpers import count_rows, insert_candles
 
 BATCH = 50
@@ -138,25 +138,25 @@ def test_cli_backup_commands_with_json(make_settings: SettingsFactory, backup_di
     settings: Settings = make_settings()
     with Stores(settings) as stores:
         insert_candles(stores.engine("market"), 0, 10)
-    created = run_cli(settings, "backup", "create", "--json", "--dir", str(backup_dir))
+    created = invoke(settings, "backup", "create", "--json", "--dir", str(backup_dir))
     assert created.returncode == 0, created.stderr
     manifests = json.loads(created.stdout)
     assert {m["store"] for m in manifests} == {"app", "market"}
     listed = json.loads(
-        run_cli(settings, "backup", "list", "--json", "--dir", str(backup_dir)).stdout
+        invoke(settings, "backup", "list", "--json", "--dir", str(backup_dir)).stdout
     )
     assert {m["id"] for m in listed} == {m["id"] for m in manifests}
     market_id = next(m["id"] for m in manifests if m["store"] == "market")
-    verified = run_cli(settings, "backup", "verify", market_id, "--json", "--dir", str(backup_dir))
+    verified = invoke(settings, "backup", "verify", market_id, "--json", "--dir", str(backup_dir))
     assert verified.returncode == 0 and json.loads(verified.stdout)["ok"] is True
-    restored = run_cli(settings, "backup", "restore", market_id, "--json", "--dir", str(backup_dir))
+    restored = invoke(settings, "backup", "restore", market_id, "--json", "--dir", str(backup_dir))
     assert restored.returncode == 0, restored.stderr
     assert json.loads(restored.stdout)["store"] == "market"
-    pruned = run_cli(
+    pruned = invoke(
         settings, "backup", "prune", "--keep-daily", "0", "--json", "--dir", str(backup_dir)
     )
     assert pruned.returncode == 0 and len(json.loads(pruned.stdout)["removed"]) == 2
-    missing = run_cli(settings, "backup", "verify", "nope", "--dir", str(backup_dir))
+    missing = invoke(settings, "backup", "verify", "nope", "--dir", str(backup_dir))
     assert missing.returncode == 6 and "error: no backup 'nope'" in missing.stderr
     if settings.market_url:
         from tests.ops.test_backup import _drop_pg

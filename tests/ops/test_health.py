@@ -20,7 +20,7 @@ from cryptotrading.models import (
 from cryptotrading.ops import health, monitoring
 from cryptotrading.stores import Stores
 from tests.conftest import SettingsFactory
-from tests.ops.conftest import run_cli
+from tests.ops.conftest import invoke, run_cli
 from tests.ops.helpers import BASE_TS, count_rows, insert_candles, insert_metrics
 
 JAN_2021 = BASE_TS
@@ -90,7 +90,7 @@ def test_record_keeps_snapshots_and_growth_is_per_day(stores: Stores) -> None:
 
 def test_thresholds_raise_alerts_events_and_exit_code(make_settings: SettingsFactory) -> None:
     settings = make_settings()
-    result = run_cli(settings, "health", "--json", "--record", "--min-free-disk", "100")
+    result = invoke(settings, "health", "--json", "--record", "--min-free-disk", "100")
     assert result.returncode == 1, result.stderr
     payload = json.loads(result.stdout)
     assert payload["ok"] is False
@@ -104,7 +104,7 @@ def test_thresholds_raise_alerts_events_and_exit_code(make_settings: SettingsFac
             ).all()
         assert [(e[0], e[2]) for e in events] == [("disk_space", "host:disk")]
         assert events[0][1] in ("warning", "critical")
-    healthy = run_cli(settings, "health", "--json", "--min-free-disk", "0")
+    healthy = invoke(settings, "health", "--json", "--min-free-disk", "0")
     assert healthy.returncode == 0, healthy.stdout
     assert json.loads(healthy.stdout)["recorded_rows"] is None
 

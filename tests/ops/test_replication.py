@@ -13,6 +13,7 @@ from cryptotrading.models import CacheEntry, User, metadata
 from cryptotrading.ops import replication
 from cryptotrading.stores import Stores
 from tests.conftest import SettingsFactory
+from tests.ops.conftest import invoke, run_cli
 from tests.ops.helpers import insert_candles, insert_metrics
 
 
@@ -139,8 +140,6 @@ def test_read_only_replica_gives_clear_error_source_untouched(
     from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
 
-    from tests.ops.conftest import run_cli
-
     settings = make_settings()
     with Stores(settings) as stores:
         insert_candles(stores.engine("market"), 0, 30)
@@ -192,17 +191,15 @@ def test_read_only_replica_gives_clear_error_source_untouched(
 def test_cli_replicate_and_status_json(make_settings: SettingsFactory) -> None:
     import json
 
-    from tests.ops.conftest import run_cli
-
     settings = make_settings()
     with Stores(settings) as stores:
         insert_candles(stores.engine("market"), 0, 12)
-    first = run_cli(settings, "replicate", "--json", "--batch-size", "5")
+    first = invoke(settings, "replicate", "--json", "--batch-size", "5")
     assert first.returncode == 0, first.stderr
     runs = {r["table"]: r for r in json.loads(first.stdout)}
     assert (runs["market.time_series"]["rows"], runs["market.time_series"]["batches"]) == (12, 3)
-    status = json.loads(run_cli(settings, "replicate", "status", "--json").stdout)
+    status = json.loads(invoke(settings, "replicate", "status", "--json").stdout)
     series = next(s for s in status if s["table"] == "market.time_series")
     assert (series["source_rows"], series["replica_rows"], series["pending_rows"]) == (12, 12, 0)
-    bad = run_cli(settings, "replicate", "--batch-size", "0")
+    bad = invoke(settings, "replicate", "--batch-size", "0")
     assert bad.returncode == 2 and "batch-size" in bad.stderr

@@ -13,7 +13,7 @@ from cryptotrading.models import CacheEntry, ErrorLog, FeatureCache, SystemMetri
 from cryptotrading.ops import backup, scheduler
 from cryptotrading.stores import Stores
 from tests.conftest import SettingsFactory
-from tests.ops.conftest import run_cli
+from tests.ops.conftest import invoke
 from tests.ops.helpers import count_rows, insert_candles
 
 
@@ -96,15 +96,15 @@ def test_a_second_run_waits_for_none_while_the_lock_is_held(stores: Stores) -> N
 
 def test_cli_ops_run_schedule_and_cron(make_settings: SettingsFactory, backup_dir: Path) -> None:
     settings = make_settings()
-    result = run_cli(settings, "ops", "run", "--json", "--dir", str(backup_dir))
+    result = invoke(settings, "ops", "run", "--json", "--dir", str(backup_dir))
     assert result.returncode == 0, result.stderr
     assert {r["job"] for r in json.loads(result.stdout)} == {j.name for j in scheduler.JOBS}
-    schedule = json.loads(run_cli(settings, "ops", "schedule", "--json").stdout)
+    schedule = json.loads(invoke(settings, "ops", "schedule", "--json").stdout)
     due = {row["job"]: row["due"] for row in schedule}
     assert due["backup-weekly"] is False and due["archive"] is True
-    forced = run_cli(settings, "ops", "run", "--job", "cache-expiry", "--json")
+    forced = invoke(settings, "ops", "run", "--job", "cache-expiry", "--json")
     assert [r["job"] for r in json.loads(forced.stdout)] == ["cache-expiry"]
-    unknown = run_cli(settings, "ops", "run", "--job", "nope")
+    unknown = invoke(settings, "ops", "run", "--job", "nope")
     assert unknown.returncode == 5 and "unknown job 'nope'" in unknown.stderr
-    cron = run_cli(settings, "ops", "cron")
+    cron = invoke(settings, "ops", "cron")
     assert cron.returncode == 0 and "ops run" in cron.stdout and cron.stdout.startswith("#")

@@ -386,16 +386,17 @@ def restore_backup(stores: Stores, backup_id: str, directory: Path | None = None
         return Restored(manifest.id, store.name, str(aside), result)
     try:
         backup_postgres.list_contents(store.url, archive)
+        result.add("pg_restore_list", True)
+        with backup_postgres.scratch_restore(
+            store.url, archive, manifest.schema_versions, manifest.row_counts, keep=True
+        ) as (scratch, versions, counts):
+            result.add("pg_restore", True)
+            _compare(result, manifest, versions, counts)
+            if not result.ok:
+                raise _refuse(manifest, result)
     except StoreError as exc:
-        result.add("pg_restore_list", False, exc.message)
+        result.add("pg_restore", False, exc.message)
         raise _refuse(manifest, result) from None
-    with backup_postgres.scratch_restore(
-        store.url, archive, manifest.schema_versions, manifest.row_counts, keep=True
-    ) as (scratch, versions, counts):
-        result.add("pg_restore", True)
-        _compare(result, manifest, versions, counts)
-        if not result.ok:
-            raise _refuse(manifest, result)
     stores.close()
     live_name = str(make_url(normalize_url(store.url)).database)
     aside_db = f"{live_name[:34]}_pre_restore_{stamp[:15].lower()}"
