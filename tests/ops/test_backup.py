@@ -185,3 +185,33 @@ def test_bad_input_is_refused(stores: Stores, backup_dir: Path) -> None:
     with pytest.raises(NotFoundError, match="no backup"):
         backup.verify_backup(stores, "app-daily-missing", backup_dir)
     assert not backup_dir.exists() or not list(backup_dir.iterdir())
+
+
+def test_restore_after_the_live_database_is_lost(stores: Stores, backup_dir: Path) -> None:
+    _fill(stores)
+    manifest = backup.create_backup(stores, "market", "daily", backup_dir)
+    stores.close()
+    market = stores.market
+    if market.path is not None:
+        for suffix in ("", "-wal", "-shm"):
+            market.path.with_name(market.path.name + suffix).unlink(missing_ok=True)
+    else:
+        from sqlalchemy.engine import make_url
+
+        _drop_pg(market.url, str(make_url(market.url).database))
+    restored = backup.restore_backup(stores, manifest.id, backup_dir)
+    assert restored.kept_aside == ""
+    assert count_rows(stores.engine("market"), "time_series") == 500
+    if market.path is not None:
+        assert market.path.stat().st_mode & 0o777 == 0o600
+
+
+def test_prune_dry_run_and_foreign_files(stores: Stores, backup_dir: Path) -> None:
+    made = [backup.create_backup(stores, "app", "daily", backup_dir) for _ in range(3)]
+    (backup_dir / "notes.json").write_text('{"not": "a manifest"}')
+    (backup_dir / "broken.json").write_text("{")
+    assert [m.id for m in backup.list_backups(backup_dir)] == [m.id for m in reversed(made)]
+    would = backup.prune_backups(backup_dir, keep_daily=1, dry_run=True)
+    assert {m.id for m in would} == {made[0].id, made[1].id}
+    assert len(backup.list_backups(backup_dir)) == 3
+    assert all((backup_dir / m.file).stat().st_mode & 0o777 == 0o600 for m in made)

@@ -216,6 +216,7 @@ def create_backup(
                 versions, counts = backup_postgres.dump(
                     engine, store.url, partial, store.lineages, _tables(store)
                 )
+            os.chmod(partial, 0o600)  # backups hold credentials: owner only
             os.replace(partial, final)
             manifest = Manifest(
                 id=backup_id,
@@ -380,10 +381,11 @@ def restore_backup(stores: Stores, backup_id: str, directory: Path | None = None
                 raise _refuse(manifest, result)
             stores.close()
             aside = live.with_name(f"{live.name}.pre-restore-{stamp}")
+            existed = live.exists()
             backup_sqlite.swap_in(staged, live, aside)
         finally:
             staged.unlink(missing_ok=True)
-        return Restored(manifest.id, store.name, str(aside), result)
+        return Restored(manifest.id, store.name, str(aside) if existed else "", result)
     try:
         backup_postgres.list_contents(store.url, archive)
         result.add("pg_restore_list", True)
@@ -400,8 +402,8 @@ def restore_backup(stores: Stores, backup_id: str, directory: Path | None = None
     stores.close()
     live_name = str(make_url(normalize_url(store.url)).database)
     aside_db = f"{live_name[:34]}_pre_restore_{stamp[:15].lower()}"
-    backup_postgres.swap_databases(store.url, scratch, aside_db)
-    return Restored(manifest.id, store.name, aside_db, result)
+    kept = backup_postgres.swap_databases(store.url, scratch, aside_db)
+    return Restored(manifest.id, store.name, aside_db if kept else "", result)
 
 
 def prune_backups(

@@ -178,8 +178,9 @@ def scratch_restore(
         admin.dispose()
 
 
-def swap_databases(url: str, restored: str, aside: str) -> None:
-    """Rename the live database to *aside* and *restored* to the live name.
+def swap_databases(url: str, restored: str, aside: str) -> bool:
+    """Rename the live database to *aside* and *restored* to the live name; returns
+    whether there was a live database to keep aside.
 
     Fails cleanly (nothing renamed) while other sessions use the live database.
     """
@@ -187,6 +188,12 @@ def swap_databases(url: str, restored: str, aside: str) -> None:
     admin = _admin_engine(url)
     try:
         with admin.connect() as connection:
+            exists = connection.exec_driver_sql(
+                "SELECT 1 FROM pg_database WHERE datname = %(name)s", {"name": live}
+            ).scalar()
+            if not exists:  # disaster recovery: the live database is gone
+                connection.exec_driver_sql(f'ALTER DATABASE "{restored}" RENAME TO "{live}"')
+                return False
             try:
                 connection.exec_driver_sql(f'ALTER DATABASE "{live}" RENAME TO "{aside}"')
             except Exception as exc:
@@ -196,5 +203,6 @@ def swap_databases(url: str, restored: str, aside: str) -> None:
                     hint="Stop every process connected to the database, then restore again.",
                 ) from None
             connection.exec_driver_sql(f'ALTER DATABASE "{restored}" RENAME TO "{live}"')
+            return True
     finally:
         admin.dispose()

@@ -127,6 +127,7 @@ def swap_in(restored: Path, live: Path, aside: Path) -> None:
             os.link(live, aside)
         except OSError:
             shutil.copy2(live, aside)
+    os.chmod(restored, 0o600)  # database files hold credentials: owner only
     os.replace(restored, live)
     for suffix in ("-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):

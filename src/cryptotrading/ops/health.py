@@ -288,7 +288,7 @@ def _growth(app: Connection, report: list[StoreHealth], now: datetime, window: f
             )
 
 
-def _slow_queries(app: Connection, since: datetime) -> list[dict[str, Any]]:
+def _slow_queries(app: Connection, since: datetime, app_url: str) -> list[dict[str, Any]]:
     stored = app.execute(
         select(
             SystemMetric.component, SystemMetric.value, SystemMetric.tags, SystemMetric.recorded_at
@@ -309,10 +309,7 @@ def _slow_queries(app: Connection, since: datetime) -> list[dict[str, Any]]:
         }
         for component, value, tags, recorded_at in stored
     ]
-    found += [
-        {k: v for k, v in q.as_dict().items() if k != "at"} | {"at": q.at.isoformat()}
-        for q in monitoring.buffered_slow_queries()
-    ]
+    found += [q.as_dict() for q in monitoring.buffered_slow_queries() if q.app_url == app_url]
     return sorted(found, key=lambda q: -float(q["milliseconds"]))
 
 
@@ -450,7 +447,9 @@ def check(stores: Stores, limits: Thresholds | None = None) -> HealthReport:
         with translate_errors(stores.app.name), stores.engine(stores.app).connect() as connection:
             connection = connection.execution_options(**{READ_ONLY: True})
             _growth(connection, store_reports, now, limits.growth_window_days)
-            slow = _slow_queries(connection, now - timedelta(hours=limits.slow_query_window_hours))
+            slow = _slow_queries(
+                connection, now - timedelta(hours=limits.slow_query_window_hours), stores.app.url
+            )
             quality = _quality(connection, now - timedelta(days=limits.quality_window_days))
     report = HealthReport(now, _host(stores.settings.data_dir), store_reports, slow, quality, [])
     report.alerts = _alerts(report, limits)
@@ -544,7 +543,7 @@ def record(stores: Stores, report: HealthReport) -> int:
         for a in report.alerts
     ]
     engine: Engine = stores.engine(stores.app)
-    slow = monitoring.take_slow_queries()
+    slow = monitoring.take_slow_queries(stores.app.url)
     try:
         with translate_errors(stores.app.name), engine.begin() as connection:
             slow_rows = [q.metric_row() for q in slow]

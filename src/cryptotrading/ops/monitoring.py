@@ -19,7 +19,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,9 +43,13 @@ class SlowQuery:
     statement: str
     milliseconds: float
     at: datetime
+    #: The app store that keeps it (never shown: the URL may carry a password).
+    app_url: str = field(default="", repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "at": self.at.isoformat()}
+        values = asdict(self)
+        del values["app_url"]
+        return {**values, "at": self.at.isoformat()}
 
     def metric_row(self) -> dict[str, Any]:
         return {
@@ -63,8 +67,11 @@ _buffer_lock = threading.Lock()
 _flush_targets: dict[str, int] = {}  # app-store URL -> busy timeout, flushed at exit
 
 
-def install_slow_query_hook(engine: Engine, store: str, threshold_ms: float) -> None:
-    """Time every statement of *engine*; remember those slower than *threshold_ms*."""
+def install_slow_query_hook(
+    engine: Engine, store: str, threshold_ms: float, app_url: str = ""
+) -> None:
+    """Time every statement of *engine*; remember those slower than *threshold_ms*
+    (to be stored in the app store at *app_url*)."""
     if getattr(engine, "_cryptotrading_slow_hook", False):
         return
     engine._cryptotrading_slow_hook = True  # type: ignore[attr-defined]
@@ -87,7 +94,11 @@ def install_slow_query_hook(engine: Engine, store: str, threshold_ms: float) -> 
         if elapsed >= threshold_ms:
             record_slow_query(
                 SlowQuery(
-                    store, " ".join(statement.split())[:MAX_STATEMENT], elapsed, datetime.now(UTC)
+                    store,
+                    " ".join(statement.split())[:MAX_STATEMENT],
+                    elapsed,
+                    datetime.now(UTC),
+                    app_url,
                 )
             )
 
@@ -102,18 +113,20 @@ def buffered_slow_queries() -> list[SlowQuery]:
         return list(_buffer)
 
 
-def take_slow_queries() -> list[SlowQuery]:
-    """Empty the buffer, returning what it held."""
+def take_slow_queries(app_url: str | None = None) -> list[SlowQuery]:
+    """Remove and return the buffered slow queries (only those kept for *app_url*)."""
     with _buffer_lock:
-        taken = list(_buffer)
+        taken = [q for q in _buffer if app_url is None or q.app_url == app_url]
+        kept = [q for q in _buffer if app_url is not None and q.app_url != app_url]
         _buffer.clear()
+        _buffer.extend(kept)
     return taken
 
 
-def flush_slow_queries(engine: Engine) -> int:
-    """Store the buffered slow queries in ``system_metrics`` of *engine* (the app
-    store); returns how many. On failure they go back into the buffer."""
-    queries = take_slow_queries()
+def flush_slow_queries(engine: Engine, app_url: str | None = None) -> int:
+    """Store the buffered slow queries (of *app_url*, or all) in ``system_metrics`` of
+    *engine* (the app store); returns how many. On failure they go back into the buffer."""
+    queries = take_slow_queries(app_url)
     if not queries:
         return 0
     try:
@@ -136,10 +149,12 @@ def flush_at_exit(app_url: str, busy_timeout_ms: int) -> None:
 def _flush_registered() -> None:
     if not buffered_slow_queries():
         return
-    for url, busy_timeout_ms in list(_flush_targets.items())[:1]:
+    for url, busy_timeout_ms in list(_flush_targets.items()):
+        if not any(q.app_url == url for q in buffered_slow_queries()):
+            continue
         engine = create_store_engine(url, busy_timeout_ms=min(busy_timeout_ms, 2_000))
         try:
-            flush_slow_queries(engine)
+            flush_slow_queries(engine, url)
         except Exception as exc:  # exit path: report, never raise
             _logger.warning("could not store slow queries: %s", exc)
         finally:
@@ -214,5 +229,5 @@ def watch_engine(
 ) -> None:
     """Install the slow-query hook on *engine* and flush its findings into the app
     store (*app_url*) at exit. Called by :meth:`cryptotrading.stores.Stores.engine`."""
-    install_slow_query_hook(engine, store, threshold_ms)
+    install_slow_query_hook(engine, store, threshold_ms, app_url)
     flush_at_exit(app_url, busy_ms)
