@@ -17,8 +17,9 @@ def main(url: str, receiver: str, start_file: str) -> None:
     while not Path(start_file).exists():
         time.sleep(0.005)
     claimed: list[str] = []
-    while batch := claim_messages(engine, receiver, limit=3):
+    while batch := claim_messages(engine, receiver, limit=2):
         claimed.extend(message.message_id for message in batch)
+        time.sleep(0.005)  # "work" outside the transaction, so the consumers interleave
     engine.dispose()
     sys.stdout.write(json.dumps(claimed))
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
 from cryptotrading.db.engine import READ_ONLY
@@ -116,3 +117,10 @@ def utc(value: Any, what: str) -> datetime:
 
 def maybe_utc(value: Any, what: str) -> datetime | None:
     return None if value is None else utc(value, what)
+
+
+def serialise(session: Session, name: str) -> None:
+    """Serialise writers of *name* until the transaction ends: an advisory lock on
+    PostgreSQL; on SQLite the ``BEGIN IMMEDIATE`` write lock already does."""
+    if session.connection().dialect.name == "postgresql":
+        session.execute(sql_text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})

@@ -44,6 +44,7 @@ from cryptotrading.services._common import (
     optional_text,
     read_session,
     required_document,
+    serialise,
     text,
 )
 
@@ -54,8 +55,10 @@ EXECUTION_STATUSES = ("running", "completed", "failed")
 # --------------------------------------------------------------------------- registry
 
 
-def _agent(session: Session, agent_id: str, *, active: bool = True) -> A2AAgent:
-    agent = session.scalar(select(A2AAgent).where(A2AAgent.agent_id == agent_id))
+def _agent(session: Session, agent_id: str, *, active: bool = True, lock: bool = False) -> A2AAgent:
+    """The agent (row-locked with *lock*, on PostgreSQL), else NotFoundError."""
+    query = select(A2AAgent).where(A2AAgent.agent_id == agent_id)
+    agent = session.scalar(query.with_for_update() if lock else query)
     if agent is None or (active and (agent.deleted_at is not None or agent.status != "active")):
         state = "is not registered" if agent is None else "is deactivated"
         raise NotFoundError(
@@ -87,6 +90,7 @@ def register_agent(
     }
     now = utcnow()
     with unit_of_work(engine, WHERE) as session:
+        serialise(session, f"a2a_agent:{agent_id}")  # concurrent registrations: no unique clash
         agent = session.scalar(select(A2AAgent).where(A2AAgent.agent_id == agent_id))
         if agent is None:
             agent = A2AAgent(agent_id=agent_id)
@@ -314,9 +318,8 @@ def define_workflow(
     checked = required_document(definition, "workflow definition")
     name = optional_text(name, "workflow name", limit=128)
     with unit_of_work(engine, WHERE) as session:
-        workflow = session.scalar(
-            select(A2AWorkflow).where(A2AWorkflow.workflow_id == workflow_id).with_for_update()
-        )
+        serialise(session, f"a2a_workflow:{workflow_id}")  # one version bump at a time
+        workflow = session.scalar(select(A2AWorkflow).where(A2AWorkflow.workflow_id == workflow_id))
         if workflow is None:
             workflow = A2AWorkflow(
                 workflow_id=workflow_id, definition=checked, name=name, version=1
@@ -432,7 +435,7 @@ def set_context(
             )
         expiry = utcnow() + timedelta(seconds=integer(ttl_seconds, "ttl_seconds", low=1))
     with unit_of_work(engine, WHERE) as session:
-        _agent(session, agent_id)
+        _agent(session, agent_id, lock=True)  # one writer of this agent's contexts at a time
         context = session.scalar(
             select(AgentContext)
             .where(AgentContext.agent_id == agent_id, AgentContext.context_type == context_type)
@@ -492,7 +495,7 @@ def remember(
         "embedding": None if embedding is None else embeddings.pack(embedding),
     }
     with unit_of_work(engine, WHERE) as session:
-        _agent(session, agent_id)
+        _agent(session, agent_id, lock=True)  # keyed memories: no duplicate under concurrency
         memory = None
         if fields["key"] is not None:
             memory = session.scalar(

@@ -30,7 +30,7 @@ from sqlalchemy import Engine, select
 from cryptotrading.db import unit_of_work, utcnow
 from cryptotrading.errors import ValidationError
 from cryptotrading.models.code import CodeFile, CodeMetric, Issue
-from cryptotrading.services._common import WHERE, integer, read_session
+from cryptotrading.services._common import WHERE, integer, read_session, serialise
 
 DEFAULT_THRESHOLD = 50
 SKIPPED_DIRS = frozenset({"__pycache__", ".venv", "venv", "node_modules", "build", "dist"})
@@ -168,6 +168,7 @@ def scan_tree(
         report.files.append(analyse_source(path.as_posix(), data))
     now = utcnow()
     with unit_of_work(engine, WHERE) as session:
+        serialise(session, "code_scan")  # concurrent scans: no duplicate files or issues
         prefix = base.as_posix() if base.is_file() else base.as_posix().rstrip("/") + "/"
         column = CodeFile.file_path
         in_scope = (

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session
 
 from cryptotrading.db import unit_of_work
@@ -42,6 +42,7 @@ from cryptotrading.services._common import (
     number,
     optional_text,
     read_session,
+    serialise,
     utc,
 )
 from cryptotrading.services._common import (
@@ -264,7 +265,7 @@ def import_fear_greed(
     values = parse_fear_greed(path)
     total = len(values)
     with unit_of_work(engine, WHERE) as session:
-        _serialise(session, f"sentiment:{symbol}:{FEAR_GREED_SOURCE}")
+        serialise(session, f"sentiment:{symbol}:{FEAR_GREED_SOURCE}")
         existing = {
             row.timestamp: row
             for row in session.scalars(
@@ -304,13 +305,6 @@ def import_fear_greed(
                 progress(done, total)
     days = sorted(values)
     return ImportReport(str(path), symbol, total, len(fresh), updated, unchanged, days[0], days[-1])
-
-
-def _serialise(session: Session, name: str) -> None:
-    """Serialise writers of *name*: a transaction-scoped advisory lock on PostgreSQL;
-    on SQLite the BEGIN IMMEDIATE write lock already does."""
-    if session.connection().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
 
 
 # ----------------------------------------------------------- sentiment, on-chain, macro

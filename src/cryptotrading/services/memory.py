@@ -60,10 +60,11 @@ def _user(session: Session, user_id: int) -> User:
     return user
 
 
-def _session(session: Session, session_id: str, *, open_only: bool = False) -> ConversationSession:
-    found = session.scalar(
-        select(ConversationSession).where(ConversationSession.session_id == session_id)
-    )
+def _session(
+    session: Session, session_id: str, *, open_only: bool = False, lock: bool = False
+) -> ConversationSession:
+    query = select(ConversationSession).where(ConversationSession.session_id == session_id)
+    found = session.scalar(query.with_for_update() if lock else query)
     if found is None or found.deleted_at is not None:
         raise NotFoundError(
             f"conversation session {session_id!r} does not exist",
@@ -193,7 +194,8 @@ def record_turn(
         entities=document(entities, "entities"),
     )
     with unit_of_work(engine, WHERE) as session:
-        _session(session, session_id).last_activity_at = utcnow()
+        # Row lock: concurrent turns of one session get distinct turn indexes.
+        _session(session, session_id, lock=True).last_activity_at = utcnow()
         last = session.scalar(
             select(func.max(ConversationHistory.turn_index)).where(
                 ConversationHistory.conversation_id == session_id
