@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from datetime import timedelta
@@ -256,3 +257,37 @@ def test_agent_memory_importance_and_access(engine: Engine, pair: tuple[str, str
     with pytest.raises(ValidationError, match="NaN"):
         agents.remember(engine, trader, "fact", "x", embedding=[float("nan")])
     assert count(engine, AgentMemory) == 2
+
+
+ACK_WORKER = Path(__file__).with_name("ack_worker.py")
+
+
+def test_consumer_killed_loses_no_message(
+    stores: Stores, engine: Engine, pair: tuple[str, str]
+) -> None:
+    """SIGKILL a consumer mid-stream: every message is still there, at most the one in
+    flight is left delivered, and requeue_stale + a new consumer finish the rest."""
+    trader, analyst = pair
+    sent = [agents.send_message(engine, trader, analyst, {"i": i}).message_id for i in range(150)]
+    worker = subprocess.Popen(
+        [sys.executable, str(ACK_WORKER), stores.app.url, analyst],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert worker.stdout is not None
+    worker.stdout.read(20)  # twenty messages handled: it is mid-stream now
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=30)
+    statuses = [m.status for m in agents.list_messages(engine, analyst, limit=1000)]
+    assert len(statuses) == len(sent) == count(engine, A2AMessage)
+    assert statuses.count("delivered") <= 1 and statuses.count("processed") >= 19
+    assert statuses.count("pending") + statuses.count("delivered") + statuses.count(
+        "processed"
+    ) == len(sent)
+    agents.requeue_stale(engine, older_than=timedelta(0))
+    while batch := agents.claim_messages(engine, analyst, limit=50):
+        for message in batch:
+            agents.acknowledge(engine, message.message_id)
+    final = agents.list_messages(engine, analyst, limit=1000)
+    assert {m.message_id for m in final} == set(sent)
+    assert all(m.status == "processed" for m in final)
