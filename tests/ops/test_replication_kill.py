@@ -80,3 +80,32 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(
         assert_in_step(stores, *TABLES)
         assert len(table_rows(replica, "time_series")) == TRIALS * 60 + 60
         assert len(table_rows(replica, "users")) == TRIALS
+
+
+def test_a_reader_of_the_replica_sees_whole_batches_only(make_settings: SettingsFactory) -> None:
+    settings = make_settings()
+    env = {**os.environ, **settings_env(settings)}
+    with Stores(settings) as stores:
+        insert_candles(stores.engine("market"), 0, 6000)  # one ingested_at: keyset order by PK
+        batch = 10 if stores.market.backend == "sqlite" else 50  # ~ a few seconds of commits
+        replica = stores.engine("replica")
+        replicator = subprocess.Popen(
+            [sys.executable, "-m", "tests.ops.replicator", str(batch)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        seen = set()
+        try:
+            while replicator.poll() is None:
+                with replica.connect() as connection:
+                    count = connection.exec_driver_sql("SELECT count(*) FROM time_series").scalar()
+                seen.add(int(count or 0))
+                time.sleep(0.005)
+        finally:
+            replicator.wait()
+        assert replicator.returncode == 0
+        assert all(count % batch == 0 for count in seen), sorted(seen)
+        assert len(seen) > 2, "the reader should have seen the copy in progress"
+        assert len(table_rows(replica, "time_series")) == 6000
