@@ -131,8 +131,9 @@ def read(
 ) -> Candles:
     """Candles in ``[start, end)`` ordered by timestamp (all exchanges when None)."""
     where, params = _where(symbol, frequency, exchange, start, end)
-    rows = conn.execute(f"{_SELECT} WHERE {where} ORDER BY timestamp", params).fetchall()
-    return Candles.from_records(np.fromiter(rows, CANDLE_DTYPE, count=len(rows)))
+    # Streaming the cursor into numpy skips the intermediate list of fetchall().
+    cursor = conn.execute(f"{_SELECT} WHERE {where} ORDER BY timestamp", params)
+    return Candles.from_records(np.fromiter(cursor, CANDLE_DTYPE))
 
 
 def _where(
