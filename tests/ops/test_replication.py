@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -203,3 +205,41 @@ def test_cli_replicate_and_status_json(make_settings: SettingsFactory) -> None:
     assert (series["source_rows"], series["replica_rows"], series["pending_rows"]) == (12, 12, 0)
     bad = invoke(settings, "replicate", "--batch-size", "0")
     assert bad.returncode == 2 and "batch-size" in bad.stderr
+
+
+def test_replica_on_the_other_backend(
+    make_settings: SettingsFactory, backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """SQLite stores replicate into PostgreSQL and vice versa: decimals, datetimes,
+    JSON and binary columns survive the trip."""
+    from decimal import Decimal
+
+    from cryptotrading.models import PortfolioPosition
+    from tests.conftest import sqlite_templates
+
+    lineages = ("app", "market")
+    server = None
+    if backend == "sqlite":
+        server = request.getfixturevalue("pg_server")
+        replica_url = server.acquire(lineages)
+    else:
+        target = tmp_path / "rex.db"
+        shutil.copyfile(sqlite_templates("three") / "rex.db", target)
+        replica_url = f"sqlite:///{target}"
+    try:
+        with Stores(make_settings("two", replica_url=replica_url)) as stores:
+            insert_candles(stores.engine("market"), 0, 40)
+            user = add_user(stores.engine("app"), "dora")
+            put_cache(stores.engine("app"), "doc", {"nested": [1, 2.5, "x"], "ok": True})
+            with stores.engine("app").begin() as connection:
+                connection.execute(
+                    insert(PortfolioPosition),
+                    {"user_id": user, "symbol": "BTC/USDT", "quantity": Decimal("0.123456789"),
+                     "average_entry_price": Decimal("43210.5"), "opened_at": datetime.now(UTC)},
+                )  # fmt: skip
+            replication.replicate_once(stores)
+            assert stores.get("replica").backend != backend
+            assert_in_step(stores, "time_series", "users", "cache_entries", "portfolio_positions")
+    finally:
+        if server is not None:
+            server.release(replica_url, lineages)
