@@ -243,3 +243,30 @@ def test_replica_on_the_other_backend(
     finally:
         if server is not None:
             server.release(replica_url, lineages)
+
+
+def test_a_key_deleted_and_inserted_again_replaces_the_old_row(stores: Stores) -> None:
+    """Cache expiry deletes a row; the app inserts the same key again under a new id.
+    The replica follows instead of failing on the unique key."""
+    from cryptotrading.ops import scheduler
+
+    app = stores.engine("app")
+    with app.begin() as connection:
+        connection.execute(
+            insert(CacheEntry),
+            [{"cache_key": "quote:BTC", "value": {"v": 1},
+              "expires_at": datetime.now(UTC) - timedelta(seconds=1)},
+             {"cache_key": "other", "value": {}, "expires_at": None}],  # key returns, new id
+        )  # fmt: skip
+    replication.replicate_once(stores)
+    assert scheduler.expire_caches(stores)["cache_entries"] == 1
+    put_cache(app, "quote:BTC", {"v": 2})
+    replication.replicate_once(stores)
+    assert_in_step(stores, "cache_entries")
+    put_cache(app, replication.WATERMARK_KEY, {"not": "ours"})  # the reserved key: not copied
+    replication.replicate_once(stores)
+    with stores.engine("replica").connect() as connection:
+        assert replication.load_watermarks(connection)  # the watermark row survived
+    copied = table_rows(stores.engine("replica"), "cache_entries")
+    assert sorted(row[1] for row in copied) == ["other", "quote:BTC"]
+    assert next(row[0] for row in copied if row[1] == "quote:BTC") != 1

@@ -31,7 +31,19 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Connection, Engine, Table, and_, func, or_, select, tuple_
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Table,
+    UniqueConstraint,
+    and_,
+    delete,
+    func,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
@@ -179,7 +191,41 @@ def _insert_for(connection: Connection) -> Callable[[Table], Any]:
     return postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
 
 
+def _unique_keys(table: Table) -> list[list[Column[Any]]]:
+    """Column sets of the table's unique constraints other than the primary key."""
+    return [
+        list(constraint.columns)
+        for constraint in table.constraints
+        if isinstance(constraint, UniqueConstraint)
+    ]
+
+
+def _drop_superseded(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Delete replica rows that hold a unique key now carried by another primary key.
+
+    The source's unique constraint says only one row may hold the key, so the
+    replica's older row was deleted in the source (e.g. an expired cache entry whose
+    key was inserted again): removing it propagates that delete instead of letting
+    the upsert fail on the unique constraint.
+    """
+    pk = list(table.primary_key.columns)
+    ids = [tuple(row[c.name] for c in pk) for row in rows]
+    for columns in _unique_keys(table):
+        keys = {
+            tuple(row[c.name] for c in columns)
+            for row in rows
+            if all(row[c.name] is not None for c in columns)
+        }
+        if not keys:
+            continue
+        condition = and_(tuple_(*columns).in_(list(keys)), tuple_(*pk).not_in(ids))
+        if table is _CACHE:
+            condition = and_(condition, _CACHE.c.id != WATERMARK_ID)
+        connection.execute(delete(table).where(condition))
+
+
 def _upsert(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    _drop_superseded(connection, table, rows)
     statement = _insert_for(connection)(table)
     keys = [column.name for column in table.primary_key.columns]
     others = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
@@ -279,6 +325,8 @@ def _writing_replica() -> Iterator[None]:
 
 def _changed_rows(spec: TableSpec, mark: Watermark, overlap: float) -> Any:
     query = select(spec.table)
+    if spec.table is _CACHE:  # the replica's own row; this key is reserved
+        query = query.where(_CACHE.c.cache_key != WATERMARK_KEY)
     order = [spec.change_column, *[c for c in spec.pk if c.name != spec.change]]
     if mark.value is not None:
         value = _decode(spec, mark.value)
