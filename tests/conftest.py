@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from cryptotrading import migrations
@@ -59,6 +59,7 @@ class PostgresServer:
         self.templates: dict[tuple[str, ...], str] = {}
         self.created: list[str] = []
         self.pool: dict[tuple[str, ...], list[str]] = {}
+        self.fingerprints: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
 
     def url(self, database: str) -> str:
         return self.admin_url.set(database=database).render_as_string(hide_password=False)
@@ -84,9 +85,9 @@ class PostgresServer:
         when the test moved its schema away from head."""
         engine = create_store_engine(url)
         try:
-            reusable = all(
-                migrations.current(engine, lin) == migrations.head(lin) for lin in lineages
-            )
+            # Reuse only a database whose schema is exactly the template's: a test may
+            # have dropped an index, added a partition or moved the version.
+            reusable = _fingerprint(engine) == self.fingerprints[lineages]
             if reusable:
                 tables = [t for lin in lineages for t in lineage_tables(lin)]
                 with engine.begin() as connection:
@@ -110,6 +111,7 @@ class PostgresServer:
             engine = create_store_engine(self.url(name))
             for lineage in lineages:
                 migrations.upgrade(engine, lineage)
+            self.fingerprints[lineages] = _fingerprint(engine)
             engine.dispose()
             self.created.append(name)
             self.templates[lineages] = name
@@ -127,6 +129,33 @@ class PostgresServer:
             with self.admin.connect() as connection:
                 connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         self.admin.dispose()
+
+
+_FINGERPRINT_SQL = """
+SELECT 'rel', c.relname, c.relkind::text FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'
+UNION ALL
+SELECT 'con', conname, pg_get_constraintdef(oid) FROM pg_constraint
+  WHERE connamespace = 'public'::regnamespace
+UNION ALL
+SELECT 'col', table_name || '.' || column_name, data_type FROM information_schema.columns
+  WHERE table_schema = 'public'
+UNION ALL
+SELECT 'ver', table_name, '' FROM information_schema.tables
+  WHERE table_schema = 'public' AND table_name LIKE 'alembic_version_%%'
+"""
+
+
+def _fingerprint(engine: Engine) -> list[tuple[str, ...]]:
+    """Every relation, constraint and column of the public schema, and the versions."""
+    with engine.connect() as connection:
+        rows = [tuple(str(v) for v in row) for row in connection.exec_driver_sql(_FINGERPRINT_SQL)]
+        for lineage in ("app", "market"):
+            table = f"alembic_version_{lineage}"
+            if ("ver", table, "") in rows:
+                version = connection.exec_driver_sql(f"SELECT version_num FROM {table}").scalar()
+                rows.append(("version", table, str(version)))
+    return sorted(rows)
 
 
 @pytest.fixture(scope="session")

@@ -185,5 +185,5 @@ def test_check_finds_orphan_rows(stores: Stores) -> None:
     code, out, _ = invoke(stores.settings, "db", "check", "--json")
     assert code == 1
     failed = [r for r in json.loads(out)["results"] if not r["ok"]]
-    assert [(r["store"], r["check"]) for r in failed] == [("app", "foreign_keys")]
+    assert [(r["store"], r["check"]) for r in failed] == [("app", "foreign_keys")], failed
     assert "memory_fragments" in failed[0]["detail"]
