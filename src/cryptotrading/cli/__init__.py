@@ -17,6 +17,7 @@ from cryptotrading.cli.ops import ops_app
 from cryptotrading.cli.orders import orders_app
 from cryptotrading.cli.portfolio import portfolio_app
 from cryptotrading.cli.replicate import replicate_app
+from cryptotrading.cli.services import services_app
 from cryptotrading.cli.users import users_app
 from cryptotrading.cli.vault import vault_app
 
@@ -55,6 +56,7 @@ app.add_typer(backup_app, name="backup")
 app.add_typer(replicate_app, name="replicate")
 app.add_typer(ops_app, name="ops")
 app.command("health")(health)
+app.add_typer(services_app, name="services")
 
 
 def main() -> None:
