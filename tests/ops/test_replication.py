@@ -270,3 +270,16 @@ def test_a_key_deleted_and_inserted_again_replaces_the_old_row(stores: Stores) -
     copied = table_rows(stores.engine("replica"), "cache_entries")
     assert sorted(row[1] for row in copied) == ["other", "quote:BTC"]
     assert next(row[0] for row in copied if row[1] == "quote:BTC") != 1
+
+
+def test_follow_runs_passes_until_told_to_stop(stores: Stores) -> None:
+    insert_candles(stores.engine("market"), 0, 9)
+    seen: list[int] = []
+
+    def on_cycle(runs: list[replication.TableRun]) -> None:
+        seen.append(sum(r.rows for r in runs if r.table == "market.time_series"))
+        insert_candles(stores.engine("market"), 100 + len(seen), 1)
+
+    done = replication.follow(stores, interval=0.01, cycles=3, overlap_seconds=0, on_cycle=on_cycle)
+    assert done == 3
+    assert seen == [9, 1, 1]

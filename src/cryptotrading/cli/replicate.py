@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 
 from cryptotrading.cli._common import (
@@ -60,7 +62,9 @@ def replicate(
     stores = open_stores(ctx)
 
     def report(runs: list[replication.TableRun]) -> None:
-        if as_json:
+        if as_json and follow:  # one compact JSON document per line and pass
+            typer.echo(json.dumps([r.as_dict() for r in runs if r.rows], sort_keys=True))
+        elif as_json:
             emit_json([r.as_dict() for r in runs])
         else:
             _print_runs(runs)
