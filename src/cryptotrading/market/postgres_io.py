@@ -51,8 +51,8 @@ def write(
     candles: Candles,
     ingested_at: int,
 ) -> int:
-    """Upsert *candles* inside the caller's transaction; returns rows changed."""
-    ensure_partitions(conn, candles.timestamp)
+    """Upsert *candles* inside the caller's transaction; returns rows changed. The
+    partitions must exist already (:func:`ensure_partitions`, in its own transaction)."""
     with conn.cursor() as cur:
         cur.execute(
             "CREATE TEMP TABLE IF NOT EXISTS ts_stage (timestamp bigint, open float8,"
@@ -94,7 +94,11 @@ def partitions(conn: psycopg.Connection[Any]) -> set[str]:
 
 
 def ensure_partitions(conn: psycopg.Connection[Any], timestamps: np.ndarray) -> list[str]:
-    """Create the monthly partitions *timestamps* need; returns the names created."""
+    """Create the monthly partitions *timestamps* need; returns the names created.
+
+    Run it in a transaction of its own, before the write: a transaction that already
+    holds locks on ``time_series`` and then waits for the advisory lock could deadlock
+    with the creator, which needs an exclusive lock on ``time_series``."""
     months = _months(timestamps)
     wanted = {
         _MONTH_NAME.format(month.astype(object).year, month.astype(object).month): month

@@ -146,6 +146,9 @@ class MarketStore:
         if len(candles) == 0:
             return WriteResult(0, 0)
         now = int(time.time() * 1000)
+        if self.backend == "postgresql":
+            with self._connection(write=True) as conn:
+                postgres_io.ensure_partitions(conn, candles.timestamp)
         with self._connection(write=True) as conn:
             fresh = candles
             if self.backend == "postgresql":
