@@ -162,3 +162,55 @@ def test_cli_backup_commands_with_json(make_settings: SettingsFactory, backup_di
         from tests.ops.test_backup import _drop_pg
 
         _drop_pg(settings.market_url, json.loads(restored.stdout)["kept_aside"])
+
+
+BACKUPPER = """
+import sys
+from pathlib import Path
+from cryptotrading.ops.backup import create_backup
+from cryptotrading.settings import load_settings
+from cryptotrading.stores import Stores
+with Stores(load_settings()) as stores:
+    print("started", flush=True)
+    create_backup(stores, "market", "daily", Path(sys.argv[1]))
+    print("done", flush=True)
+"""
+
+
+def test_kill_9_during_backup_leaves_only_complete_verified_backups(
+    make_settings: SettingsFactory, backup_dir: Path
+) -> None:
+    import os
+    import random
+
+    from tests.conftest import settings_env
+
+    settings = make_settings()
+    env = {**os.environ, **settings_env(settings)}
+    rng = random.Random(int(os.environ.get("KILL_SEED", time.time())))
+    with Stores(settings) as stores:
+        insert_candles(stores.engine("market"), 0, 30_000)
+        started = time.perf_counter()  # calibrate: kills land within one backup's time
+        backup.create_backup(stores, "market", "daily", backup_dir)
+        window = 2 * (time.perf_counter() - started)
+        finished = 1
+        for _trial in range(6):
+            victim = subprocess.Popen(
+                [sys.executable, "-c", BACKUPPER, str(backup_dir)],
+                cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            assert victim.stdout is not None
+            assert victim.stdout.readline().strip() == "started"
+            time.sleep(rng.uniform(0.0, window))
+            victim.kill()
+            finished += "done" in victim.communicate()[0]
+        complete = backup.list_backups(backup_dir)
+        print(f"{finished - 1} of 6 backups finished before the kill, {len(complete)} complete")
+        assert len(complete) >= finished
+        for manifest in complete:
+            assert backup.verify_backup(stores, manifest.id, backup_dir).ok
+        backup.remove_leftovers(backup_dir, older_than_seconds=0)
+        names = {p.name for p in backup_dir.iterdir()} if backup_dir.exists() else set()
+        expected = {n for m in complete for n in (m.file, f"{m.id}.json")}
+        assert names == expected
+        assert count_rows(stores.engine("market"), "time_series") == 30_000

@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import tempfile
 import time
@@ -38,6 +39,8 @@ KINDS: tuple[str, ...] = ("daily", "weekly")
 MANIFEST_FORMAT = 1
 DEFAULT_KEEP_DAILY = 7
 DEFAULT_KEEP_WEEKLY = 4
+#: Leftovers of killed backups older than this are removed by prune.
+STALE_AFTER_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -433,4 +436,30 @@ def prune_backups(
             # Manifest first: a half-pruned backup is never listed as usable.
             (directory / f"{manifest.id}.json").unlink(missing_ok=True)
             (directory / manifest.file).unlink(missing_ok=True)
+    if not dry_run:
+        remove_leftovers(directory)
+    return removed
+
+
+def remove_leftovers(
+    directory: Path, older_than_seconds: float = STALE_AFTER_SECONDS
+) -> list[Path]:
+    """Delete what killed backups and verifications left behind (``*.partial`` files,
+    ``.verify-*`` scratch dirs) once older than *older_than_seconds*, so a backup
+    still running is never disturbed."""
+    if not directory.is_dir():
+        return []
+    cutoff = time.time() - older_than_seconds
+    removed = []
+    for path in [*directory.glob("*.partial*"), *directory.glob(".verify-*")]:
+        try:
+            if path.lstat().st_mtime >= cutoff:
+                continue
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed.append(path)
+        except FileNotFoundError:
+            continue
     return removed
