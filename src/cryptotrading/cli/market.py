@@ -29,6 +29,7 @@ from cryptotrading.market.quality import find_gaps, quality_pass
 from cryptotrading.market.store import MarketStore
 from cryptotrading.market.tickers import aggregate, fetch_and_store
 from cryptotrading.market.validation import iso
+from cryptotrading.ops.archive import archive_time_series, parse_age
 
 market_app = typer.Typer(
     cls=ErrorReportingGroup,
@@ -54,8 +55,8 @@ def progress_bar(description: str) -> Progress:
     )
 
 
-def _market(ctx: typer.Context) -> MarketStore:
-    return MarketStore(open_stores(ctx))
+def _market(ctx: typer.Context, archive_dir: Path | None = None) -> MarketStore:
+    return MarketStore(open_stores(ctx), archive_dir=archive_dir)
 
 
 def _time_arg(value: str | None) -> int | str | None:
@@ -407,3 +408,29 @@ def aggregate_command(
         open_stores(ctx), symbol, max_age=timedelta(seconds=max_age), outlier_pct=outlier_pct
     ).as_dict()
     emit(as_json, result, lambda: _print_aggregates([result]))
+
+
+@market_app.command("archive")
+def archive_command(
+    ctx: typer.Context,
+    older_than: str = typer.Option(
+        "90d", "--older-than", help="Age of the candles to move: 90d, 12w ..."
+    ),
+    archive_dir: Path | None = typer.Option(
+        None, "--archive-dir", help="Default: <data dir>/archive."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Move old candles from time_series into verified monthly Parquet partitions;
+    reads (show, export, read_ohlcv) keep seeing them."""
+    market = _market(ctx)
+    target = archive_dir or market.archive_dir
+    report = archive_time_series(market.engine, target, parse_age(older_than))
+    payload = {**report.as_dict(), "archive_dir": str(target)}
+    emit(
+        as_json,
+        payload,
+        lambda: typer.echo(
+            f"archived {report.rows:,} candles in {len(report.partitions)} partition(s) to {target}"
+        ),
+    )

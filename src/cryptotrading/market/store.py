@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from types import ModuleType
 from typing import Any, NamedTuple
 
@@ -22,6 +23,11 @@ from sqlalchemy.exc import DBAPIError
 from cryptotrading.db.session import translate
 from cryptotrading.errors import NotFoundError, ValidationError
 from cryptotrading.market import postgres_io, sqlite_io
+from cryptotrading.market.archived import (
+    archived_timeframes,
+    merge_hot_and_archived,
+    read_archived,
+)
 from cryptotrading.market.candles import COLUMNS, VALUE_COLUMNS, Candles, to_candles
 from cryptotrading.market.resample import resample
 from cryptotrading.market.timeframes import Timeframe, parse_timeframe
@@ -91,8 +97,11 @@ def to_epoch_ms(value: TimeLike) -> int | None:
 class MarketStore:
     """The high-frequency candle store (``time_series``) of a :class:`Stores`."""
 
-    def __init__(self, stores: Stores) -> None:
+    def __init__(self, stores: Stores, *, archive_dir: Path | None = None) -> None:
+        """*archive_dir*: the Parquet archive merged into reads (default
+        ``<data dir>/archive``; reads ignore it while it does not exist)."""
         self.stores = stores
+        self.archive_dir = archive_dir or stores.settings.data_dir / "archive"
         self.engine: Engine = stores.engine(stores.market)
         self.backend = self.engine.dialect.name
         self._io: ModuleType = sqlite_io if self.backend == "sqlite" else postgres_io
@@ -183,10 +192,11 @@ class MarketStore:
     # -- reading ---------------------------------------------------------------
 
     def timeframes(self, symbol: str) -> list[str]:
-        """Timeframes stored for *symbol*, finest first."""
+        """Timeframes stored for *symbol* (hot or archived), finest first."""
         with self._connection(write=False) as conn:
             names: list[str] = self._io.frequencies(conn, symbol)
-        return sorted(names, key=lambda name: parse_timeframe(name).ms)
+        every = set(names) | archived_timeframes(self.archive_dir, symbol)
+        return sorted(every, key=lambda name: parse_timeframe(name).ms)
 
     def read_candles(
         self,
@@ -203,14 +213,24 @@ class MarketStore:
         frame = parse_timeframe(timeframe)
         low, high = to_epoch_ms(start), to_epoch_ms(end)
         with self._connection(write=False) as conn:
-            stored: list[str] = self._io.frequencies(conn, symbol)
+            hot_frequencies: list[str] = self._io.frequencies(conn, symbol)
+            stored = set(hot_frequencies) | archived_timeframes(self.archive_dir, symbol)
             if frame.name in stored:
-                candles: Candles = self._io.read(conn, symbol, frame.name, exchange, low, high)
-                source = frame
+                source, read_low = frame, low
             else:
-                source = self._finest_source(symbol, frame, stored)
-                aligned_low = None if low is None else frame.floor(low)
-                candles = self._io.read(conn, symbol, source.name, exchange, aligned_low, high)
+                source = self._finest_source(symbol, frame, sorted(stored))
+                read_low = None if low is None else frame.floor(low)
+            candles: Candles = self._io.read(conn, symbol, source.name, exchange, read_low, high)
+            archived, archived_from = read_archived(
+                self.archive_dir, symbol, source.name, exchange, read_low, high
+            )
+            if exchange is None and archived_from:
+                hot_from = (
+                    set(self._io.exchanges(conn, symbol, source.name)) if len(candles) else set()
+                )
+                if len(archived_from | hot_from) > 1:
+                    self._several_exchanges(symbol, source.name, archived_from | hot_from)
+            candles = merge_hot_and_archived(candles, archived)
             self._check_single_exchange(conn, candles, symbol, source.name, exchange)
         if source is frame:
             return candles
@@ -239,7 +259,7 @@ class MarketStore:
         return candles.convert(as_)
 
     @staticmethod
-    def _finest_source(symbol: str, frame: Timeframe, stored: list[str]) -> Timeframe:
+    def _finest_source(symbol: str, frame: Timeframe, stored: Sequence[str]) -> Timeframe:
         finer = [parse_timeframe(name) for name in stored]
         usable = [source for source in finer if source.divides(frame)]
         if not usable:
@@ -259,9 +279,13 @@ class MarketStore:
             return
         if bool((candles.timestamp[1:] > candles.timestamp[:-1]).all()):
             return
-        names = self._io.exchanges(conn, symbol, frequency)
+        self._several_exchanges(symbol, frequency, set(self._io.exchanges(conn, symbol, frequency)))
+
+    @staticmethod
+    def _several_exchanges(symbol: str, frequency: str, names: set[str]) -> None:
         raise ValidationError(
-            f"{symbol} {frequency} is stored for several exchanges: {', '.join(map(repr, names))}",
+            f"{symbol} {frequency} is stored for several exchanges: "
+            + ", ".join(map(repr, sorted(names))),
             hint="Pass exchange= (CLI: --exchange) to choose one.",
         )
 

@@ -1,0 +1,76 @@
+"""``market archive`` + transparent reads over the hot store and the Parquet archive."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from cryptotrading.market import MarketStore
+from cryptotrading.ops.archive import archive_time_series
+from cryptotrading.stores import Stores
+from tests.market.conftest import load_rows
+from tests.market.test_import_cli import cli_json
+
+NOW = datetime(2021, 7, 18, tzinfo=UTC)
+
+
+def _hot_rows(market: MarketStore) -> int:
+    return sum(info.rows for info in market.series())
+
+
+def test_reads_span_hot_and_archive(market: MarketStore, binance_dir: Path) -> None:
+    five = load_rows(binance_dir / "ETH_USDT-5m.json")
+    hourly = np.asarray(load_rows(binance_dir / "ETH_USDT-1h.json"))
+    market.write_ohlcv(five, symbol="ETH/USDT", timeframe="5m", exchange="binance")
+    before = market.read_ohlcv("ETH/USDT", "1h", as_="numpy")
+    report = archive_time_series(market.engine, market.archive_dir, timedelta(days=120), now=NOW)
+    assert report.rows > 30_000 and _hot_rows(market) == len(five) - report.rows
+    after = market.read_ohlcv("ETH/USDT", "1h", as_="numpy")
+    assert (after == before).all()
+    assert after["close"].tolist()[: len(hourly)] == hourly[:, 4].tolist()
+    window = market.read_ohlcv("ETH/USDT", "5m", start="2021-03-01", end="2021-03-02")
+    assert len(window) == 288  # a day of the archived months
+    assert market.timeframes("ETH/USDT") == ["5m"]
+    # a candle both archived and hot (a crash between the two steps): the hot copy wins
+    first = list(five[100])
+    first[4] = first[4] * 1.0001
+    first[2] = max(first[2], first[4])
+    market.write_ohlcv([first], symbol="ETH/USDT", timeframe="5m", exchange="binance")
+    merged = market.read_ohlcv("ETH/USDT", "5m", as_="numpy")
+    assert len(merged) == len(five)
+    assert merged["close"][100] == first[4]
+
+
+def test_archive_only_series_and_several_exchanges(market: MarketStore, binance_dir: Path) -> None:
+    rows = load_rows(binance_dir / "LTC_USDT-1h.json")
+    market.write_ohlcv(rows, symbol="LTC/USDT", timeframe="1h", exchange="binance")
+    archive_time_series(
+        market.engine, market.archive_dir, timedelta(days=14), now=NOW + timedelta(days=30)
+    )
+    assert _hot_rows(market) == 0
+    daily = market.read_ohlcv("LTC/USDT", "1d", exchange="binance")
+    assert len(daily) == 229 and daily["open"].iloc[0] == rows[0][1]
+    market.write_ohlcv(rows[-24:], symbol="LTC/USDT", timeframe="1h", exchange="kraken")
+    try:
+        market.read_ohlcv("LTC/USDT", "1h")
+    except Exception as exc:
+        assert "several exchanges: 'binance', 'kraken'" in str(exc)
+    else:
+        raise AssertionError("expected a ValidationError")
+    assert len(market.read_ohlcv("LTC/USDT", "1h", exchange="kraken")) == 24
+
+
+def test_archive_cli(market: MarketStore, binance_dir: Path) -> None:
+    settings = market.stores.settings
+    rows = load_rows(binance_dir / "SOL_USDT-1h.json")
+    market.write_ohlcv(rows, symbol="SOL/USDT", timeframe="1h")
+    report = cli_json(settings, "market", "archive", "--older-than", "2000w", "--json")
+    assert report["rows"] == 0  # nothing is 38 years old
+    report = cli_json(settings, "market", "archive", "--older-than", "1d", "--json")
+    assert report["rows"] == len(rows) and Path(report["archive_dir"]).is_dir()
+    with Stores(settings) as stores:
+        assert _hot_rows(MarketStore(stores)) == 0
+    shown = cli_json(settings, "market", "show", "SOL/USDT", "-t", "1h", "--format", "json")
+    assert [item["timestamp"] for item in shown] == [row[0] for row in rows]
