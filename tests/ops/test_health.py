@@ -94,7 +94,8 @@ def test_thresholds_raise_alerts_events_and_exit_code(make_settings: SettingsFac
     assert result.returncode == 1, result.stderr
     payload = json.loads(result.stdout)
     assert payload["ok"] is False
-    assert [a["event_type"] for a in payload["alerts"]] == ["disk_space"]
+    assert [a["event_type"] for a in payload["alerts"]] == ["disk_space", "replication"]
+    assert payload["alerts"][1]["severity"] == "info"  # never replicated: no failure
     with Stores(settings) as stores:
         with stores.engine("app").connect() as connection:
             events = connection.execute(
@@ -102,7 +103,10 @@ def test_thresholds_raise_alerts_events_and_exit_code(make_settings: SettingsFac
                     MonitoringEvent.event_type, MonitoringEvent.severity, MonitoringEvent.component
                 )
             ).all()
-        assert [(e[0], e[2]) for e in events] == [("disk_space", "host:disk")]
+        assert [(e[0], e[2]) for e in events] == [
+            ("disk_space", "host:disk"),
+            ("replication", "store:replica"),
+        ]
         assert events[0][1] in ("warning", "critical")
     healthy = invoke(settings, "health", "--json", "--min-free-disk", "0")
     assert healthy.returncode == 0, healthy.stdout
@@ -230,3 +234,25 @@ def test_error_log_handler_writes_stack_traces(stores: Stores) -> None:
         and rows[0].context["function"] == "test_error_log_handler_writes_stack_traces"
     )
     assert "test_health.py" in (rows[1].stack_trace or "")
+
+
+def test_replication_age_is_reported_and_alerted(stores: Stores) -> None:
+    from cryptotrading.ops import replication
+
+    limits = health.Thresholds(min_free_disk_percent=None)
+    report = health.check(stores, limits)
+    assert report.replication == {"replica": "replica", "last_pass": None, "age_seconds": None}
+    assert [a.severity for a in report.alerts if a.event_type == "replication"] == ["info"]
+    assert report.ok  # never replicated is information, not a failure
+
+    replication.replicate_once(stores)
+    report = health.check(stores, limits)
+    assert report.replication is not None and report.replication["age_seconds"] < 60
+    assert not [a for a in report.alerts if a.event_type == "replication"]
+
+    two_hours_ago = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    with stores.engine("replica").begin() as connection:
+        replication._save_document(connection, last_pass=two_hours_ago)
+    report = health.check(stores, limits)
+    assert [a.severity for a in report.alerts if a.event_type == "replication"] == ["warning"]
+    assert not report.ok

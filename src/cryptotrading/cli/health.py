@@ -43,6 +43,12 @@ def _render(report: health_ops.HealthReport, written: int | None) -> None:
                 ["partition", "bounds", "rows", "bytes"],
                 [(p.name, p.bounds, p.rows, p.bytes) for p in store.partitions],
             )
+    if report.replication is not None:
+        state = report.replication
+        console.print(
+            f"replica {state['replica']}: last pass "
+            + (f"{state['age_seconds']:.0f} s ago" if state["last_pass"] else "never")
+        )
     if report.slow_queries:
         print_table(
             "slow queries",
@@ -76,6 +82,9 @@ def health(
     max_store_bytes: int | None = typer.Option(None, "--max-store-bytes", help="Alert above."),
     max_slow_queries: int = typer.Option(50, "--max-slow-queries", help="Alert above, per 24 h."),
     min_quality_score: float = typer.Option(0.8, "--min-quality-score", help="Alert below."),
+    max_replication_age: float = typer.Option(
+        3600.0, "--max-replication-age", help="Alert when the last replication pass is older (s)."
+    ),
 ) -> None:
     """Health of every store and the host; exit 1 when any alert is a warning or worse."""
     stores = open_stores(ctx)
@@ -86,6 +95,7 @@ def health(
         max_store_bytes=max_store_bytes,
         max_slow_queries=max_slow_queries,
         min_quality_score=min_quality_score,
+        max_replication_age_seconds=max_replication_age,
     )
     report = health_ops.check(stores, limits)
     written = health_ops.record(stores, report) if record else None

@@ -29,7 +29,7 @@ from cryptotrading.models import (
     SystemMetric,
     lineage_tables,
 )
-from cryptotrading.ops import monitoring
+from cryptotrading.ops import monitoring, replication
 from cryptotrading.ops.maintenance import store_size
 from cryptotrading.stores import Store, Stores
 
@@ -49,6 +49,8 @@ class Thresholds:
     max_cpu_percent: float | None = None
     max_store_bytes: int | None = None
     max_slow_queries: int | None = 50
+    #: Alert when the last replication pass ended longer ago than this.
+    max_replication_age_seconds: float | None = 3600.0
     min_quality_score: float | None = 0.8
     growth_window_days: float = 7.0
     slow_query_window_hours: float = 24.0
@@ -132,6 +134,7 @@ class HealthReport:
     slow_queries: list[dict[str, Any]]
     quality: list[dict[str, Any]]
     alerts: list[Alert]
+    replication: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -146,6 +149,7 @@ class HealthReport:
             "stores": [s.as_dict() for s in self.stores],
             "slow_queries": self.slow_queries,
             "data_quality": self.quality,
+            "replication": self.replication,
             "alerts": [a.as_dict() for a in self.alerts],
         }
 
@@ -332,6 +336,20 @@ def _quality(app: Connection, since: datetime) -> list[dict[str, Any]]:
     return list(latest.values())
 
 
+def _replication(stores: Stores, report: list[StoreHealth], now: datetime) -> dict[str, Any] | None:
+    """When the replica last completed a pass (layouts with a replica only)."""
+    replica = next((store for store in stores if store.is_replica), None)
+    if replica is None or any(s.name == replica.name and s.status == "down" for s in report):
+        return None
+    with translate_errors(replica.name), stores.engine(replica).connect() as connection:
+        last = replication.last_pass(connection.execution_options(**{READ_ONLY: True}))
+    return {
+        "replica": replica.name,
+        "last_pass": last.isoformat() if last else None,
+        "age_seconds": round((now - last).total_seconds(), 3) if last else None,
+    }
+
+
 # -- alerts ---------------------------------------------------------------------------
 
 
@@ -408,6 +426,20 @@ def _alerts(report: HealthReport, limits: Thresholds) -> list[Alert]:
                 f"(threshold {limits.max_slow_queries})",
             )
         )
+    state = report.replication
+    if state is not None and limits.max_replication_age_seconds is not None:
+        age = state["age_seconds"]
+        if age is None:
+            alerts.append(
+                Alert("info", f"store:{state['replica']}", "replication",
+                      "the replica has never been replicated (run `cryptotrading replicate`)")
+            )  # fmt: skip
+        elif age > limits.max_replication_age_seconds:
+            alerts.append(
+                Alert("warning", f"store:{state['replica']}", "replication",
+                      f"the last replication pass ended {age:.0f} s ago "
+                      f"(threshold {limits.max_replication_age_seconds:g} s)")
+            )  # fmt: skip
     for item in report.quality:
         problems = []
         score = item["overall_score"]
@@ -452,6 +484,7 @@ def check(stores: Stores, limits: Thresholds | None = None) -> HealthReport:
             )
             quality = _quality(connection, now - timedelta(days=limits.quality_window_days))
     report = HealthReport(now, _host(stores.settings.data_dir), store_reports, slow, quality, [])
+    report.replication = _replication(stores, store_reports, now)
     report.alerts = _alerts(report, limits)
     for store in store_reports:
         if store.status == "ok" and any(

@@ -155,21 +155,36 @@ class TableLag:
 # -- the replica's watermark document ------------------------------------------------
 
 
-def load_watermarks(connection: Connection) -> dict[str, dict[str, Any]]:
+def load_document(connection: Connection) -> dict[str, Any]:
+    """The replica's replication document: ``tables`` (watermarks) and ``last_pass``."""
     value = connection.execute(
         select(_CACHE.c.value).where(_CACHE.c.id == WATERMARK_ID)
     ).scalar_one_or_none()
     if isinstance(value, str):  # defensive: JSON text from a foreign writer
         value = json.loads(value)
-    tables = (value or {}).get("tables", {})
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def load_watermarks(connection: Connection) -> dict[str, dict[str, Any]]:
+    tables = load_document(connection).get("tables", {})
     return dict(tables) if isinstance(tables, dict) else {}
 
 
-def _save_watermark(connection: Connection, key: str, mark: Watermark) -> None:
-    tables = load_watermarks(connection)
-    tables[key] = mark.as_dict()
+def last_pass(connection: Connection) -> datetime | None:
+    """When the last complete replication pass ended (None: never)."""
+    stamp = load_document(connection).get("last_pass")
+    return datetime.fromisoformat(stamp) if isinstance(stamp, str) else None
+
+
+def _save_document(connection: Connection, **changes: Any) -> None:
+    document = load_document(connection)
+    tables = document.get("tables")
+    document["tables"] = {
+        **(tables if isinstance(tables, dict) else {}),
+        **changes.pop("tables", {}),
+    }
     now = datetime.now(UTC)
-    document = {"tables": tables, "updated_at": now.isoformat()}
+    document.update(changes, updated_at=now.isoformat())
     values = {
         "id": WATERMARK_ID,
         "cache_key": WATERMARK_KEY,
@@ -185,6 +200,10 @@ def _save_watermark(connection: Connection, key: str, mark: Watermark) -> None:
             set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at},
         )
     )
+
+
+def _save_watermark(connection: Connection, key: str, mark: Watermark) -> None:
+    _save_document(connection, tables={key: mark.as_dict()})
 
 
 def _insert_for(connection: Connection) -> Callable[[Table], Any]:
@@ -409,6 +428,8 @@ def replicate_once(
                             spec, connection, replica_engine, batch_size, overlap_seconds, progress
                         )
                     )
+    with _writing_replica(), replica_engine.begin() as connection:
+        _save_document(connection, last_pass=datetime.now(UTC).isoformat())
     return runs
 
 
