@@ -73,3 +73,33 @@ def test_weekly_buckets_open_on_monday(market: MarketStore, market_data_dir: Pat
     assert len(complete) == len(weeks) - 2  # the first and last weeks are partial
     later = market.read_ohlcv("BTC/USDT", "1w", start="2020-01-08")
     assert str(later.index[0].date()) == "2020-01-13"  # a start inside a week skips it
+
+
+def test_raw_write_paths_are_idempotent(market: MarketStore, binance_dir: Path) -> None:
+    """The driver-level writers on an already stored range: PostgreSQL's direct COPY
+    falls back to the upsert (unique violation inside a savepoint), SQLite's chunk
+    checksum skips the range; either way nothing is duplicated or lost."""
+    from cryptotrading.market import postgres_io, sqlite_io
+    from cryptotrading.market.candles import to_candles
+
+    rows = load_rows(binance_dir / "ADA_USDT-1h.json")[:3000]
+    market.write_ohlcv(rows, symbol="ADA/USDT", timeframe="1h")
+    candles = to_candles(rows[1000:2500])
+    changed_close = candles.close.copy()
+    changed_close[7] = changed_close[7] * 1.001
+    high = candles.high.copy()
+    high[7] = max(high[7], changed_close[7])
+    moved = type(candles)(
+        candles.timestamp, candles.open, high, candles.low, changed_close, candles.volume
+    )
+    with market._connection(write=True) as conn:
+        if market.backend == "postgresql":
+            again = postgres_io.insert_new(conn, "ADA/USDT", "1h", "", candles, 1)
+            updated = postgres_io.insert_new(conn, "ADA/USDT", "1h", "", moved, 2)
+        else:
+            again = sqlite_io.write(conn, "ADA/USDT", "1h", "", candles, 1)
+            updated = sqlite_io.write(conn, "ADA/USDT", "1h", "", moved, 2)
+    assert (again, updated) == (0, 1)
+    stored = market.read_ohlcv("ADA/USDT", "1h", as_="numpy")
+    assert len(stored) == 3000
+    assert stored["close"][1007] == changed_close[7]

@@ -30,6 +30,10 @@ _ROW_DTYPE = np.dtype(
         for item in ((f"len_{name}", ">i4"), (name, ">f8" if name != "timestamp" else ">i8"))
     ]
 )
+TABLE_COLUMNS = (
+    *("symbol", "frequency", "timestamp", "exchange"),
+    *("open", "high", "low", "close", "volume", "ingested_at"),
+)
 _LOCK_KEY = 0x7453_5041  # advisory lock serialising partition creation
 _MONTH_NAME = "time_series_p{:04d}{:02d}"
 
@@ -41,6 +45,61 @@ def _copy_payload(candles: Candles) -> bytes:
         rows[f"len_{name}"] = 8
         rows[name] = getattr(candles, name)
     return _HEADER + rows.tobytes() + _TRAILER
+
+
+def _full_row_payload(
+    symbol: str, frequency: str, exchange: str, candles: Candles, ingested_at: int
+) -> bytes:
+    """Binary COPY rows of every ``time_series`` column (constants repeated)."""
+    texts = {
+        "symbol": symbol.encode(),
+        "frequency": frequency.encode(),
+        "exchange": exchange.encode(),
+    }
+    layout: list[tuple[str, str]] = [("fields", ">i2")]
+    for name in TABLE_COLUMNS:
+        layout.append((f"len_{name}", ">i4"))
+        if name in texts:
+            if texts[name]:
+                layout.append((name, f"S{len(texts[name])}"))
+        else:
+            layout.append((name, ">i8" if name in ("timestamp", "ingested_at") else ">f8"))
+    rows = np.empty(len(candles), np.dtype(layout))
+    rows["fields"] = len(TABLE_COLUMNS)
+    for name in TABLE_COLUMNS:
+        if name in texts:
+            rows[f"len_{name}"] = len(texts[name])
+            if texts[name]:
+                rows[name] = texts[name]
+        else:
+            rows[f"len_{name}"] = 8
+            rows[name] = ingested_at if name == "ingested_at" else getattr(candles, name)
+    return _HEADER + rows.tobytes() + _TRAILER
+
+
+def insert_new(
+    conn: psycopg.Connection[Any],
+    symbol: str,
+    frequency: str,
+    exchange: str,
+    candles: Candles,
+    ingested_at: int,
+) -> int:
+    """COPY candles whose keys are not stored straight into ``time_series``. If another
+    writer stored some of them meanwhile, fall back to :func:`write` (a savepoint keeps
+    the transaction usable)."""
+    payload = _full_row_payload(symbol, frequency, exchange, candles, ingested_at)
+    columns = ", ".join(TABLE_COLUMNS)
+    try:
+        with (
+            conn.transaction(),
+            conn.cursor() as cur,
+            cur.copy(f"COPY time_series ({columns}) FROM STDIN (FORMAT BINARY)") as copy,
+        ):
+            copy.write(payload)
+    except psycopg.errors.UniqueViolation:
+        return write(conn, symbol, frequency, exchange, candles, ingested_at)
+    return len(candles)
 
 
 def write(

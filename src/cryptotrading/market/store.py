@@ -159,35 +159,37 @@ class MarketStore:
             with self._connection(write=True) as conn:
                 postgres_io.ensure_partitions(conn, candles.timestamp)
         with self._connection(write=True) as conn:
-            fresh = candles
             if self.backend == "postgresql":
-                fresh = self._not_stored(conn, symbol, frame.name, exchange, candles)
-            changed = (
-                self._io.write(conn, symbol, frame.name, exchange, fresh, now) if len(fresh) else 0
-            )
+                fresh, all_new = self._not_stored(conn, symbol, frame.name, exchange, candles)
+                insert = postgres_io.insert_new if all_new else postgres_io.write
+                changed = (
+                    insert(conn, symbol, frame.name, exchange, fresh, now) if len(fresh) else 0
+                )
+            else:
+                changed = sqlite_io.write(conn, symbol, frame.name, exchange, candles, now)
         return WriteResult(len(candles), int(changed))
 
     def _not_stored(
         self, conn: Any, symbol: str, frequency: str, exchange: str, candles: Candles
-    ) -> Candles:
+    ) -> tuple[Candles, bool]:
         """The candles that are new or differ from the stored ones (in the writer's
-        transaction): re-ingesting known candles costs a range read, not a write."""
+        transaction), and whether all of them are new keys: re-ingesting known candles
+        costs a range read, not a write, and new ranges are COPYed straight in."""
         ts = candles.timestamp
         stored: Candles = self._io.read(
             conn, symbol, frequency, exchange, int(ts[0]), int(ts[-1]) + 1
         )
         if len(stored) == 0:
-            return candles
+            return candles, True
         where = np.searchsorted(stored.timestamp, ts)
-        inside = where < len(stored)
-        at = np.where(inside, where, 0)
-        same = inside & (stored.timestamp[at] == ts)
+        at = np.where(where < len(stored), where, 0)
+        known = (where < len(stored)) & (stored.timestamp[at] == ts)
+        same = known.copy()
         for name in VALUE_COLUMNS:
             same &= getattr(stored, name)[at] == getattr(candles, name)
-        if not same.any():
-            return candles
         keep = ~same
-        return Candles(*(getattr(candles, name)[keep] for name in COLUMNS))
+        fresh = Candles(*(getattr(candles, name)[keep] for name in COLUMNS))
+        return fresh, not bool((known & keep).any())
 
     # -- reading ---------------------------------------------------------------
 
