@@ -215,3 +215,17 @@ def test_prune_dry_run_and_foreign_files(stores: Stores, backup_dir: Path) -> No
     assert {m.id for m in would} == {made[0].id, made[1].id}
     assert len(backup.list_backups(backup_dir)) == 3
     assert all((backup_dir / m.file).stat().st_mode & 0o777 == 0o600 for m in made)
+
+
+def test_a_manifest_naming_a_file_outside_the_directory_is_ignored(
+    stores: Stores, backup_dir: Path, tmp_path: Path
+) -> None:
+    manifest = backup.create_backup(stores, "app", "daily", backup_dir)
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me")
+    forged = {**manifest.as_dict(), "id": "app-daily-forged", "file": "../precious.txt"}
+    (backup_dir / "app-daily-forged.json").write_text(json.dumps(forged))
+    assert [m.id for m in backup.list_backups(backup_dir)] == [manifest.id]
+    backup.prune_backups(backup_dir, keep_daily=0)
+    assert victim.read_text() == "keep me"
+    assert backup.list_backups(backup_dir) == []

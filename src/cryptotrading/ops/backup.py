@@ -239,6 +239,7 @@ def create_backup(
     except BaseException:
         partial.unlink(missing_ok=True)
         final.unlink(missing_ok=True)
+        (directory / f"{backup_id}.json.partial").unlink(missing_ok=True)
         raise
     return manifest
 
@@ -261,6 +262,8 @@ def list_backups(directory: Path, store: str | None = None) -> list[Manifest]:
                 manifest = Manifest(**data)
             except (OSError, ValueError, TypeError):
                 continue  # not one of our manifests
+            if Path(manifest.file).name != manifest.file or manifest.id != path.stem:
+                continue  # names a file outside the directory: never trusted
             if store is None or manifest.store == store:
                 manifests.append(manifest)
     return sorted(manifests, key=lambda m: (m.created_at, m.id), reverse=True)
