@@ -18,6 +18,7 @@ from cryptotrading.cli._common import (
     open_stores,
     print_table,
 )
+from cryptotrading.cli.replicate import stop_on_sigterm
 from cryptotrading.ops import backup, scheduler
 
 ops_app = typer.Typer(
@@ -68,6 +69,7 @@ def run(
             _print_results(results)
 
     if loop:
+        stop_on_sigterm()
         try:
             scheduler.loop(stores, options, tick=tick, on_round=report)
         except KeyboardInterrupt:

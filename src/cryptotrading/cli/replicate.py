@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 
 import typer
 
@@ -23,6 +24,16 @@ replicate_app = typer.Typer(
     help="Continuous replication to the replica store "
     "(`replicate` runs one pass; `replicate status` shows the lag).",
 )
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def stop_on_sigterm() -> None:
+    """Let SIGTERM (systemd, docker stop) end a loop like Ctrl-C does. A batch being
+    written is rolled back by its transaction either way; nothing is lost."""
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def _print_runs(runs: list[replication.TableRun]) -> None:
@@ -72,6 +83,7 @@ def replicate(
     if not follow:
         report(replication.replicate_once(stores, batch_size=batch_size, overlap_seconds=overlap))
         return
+    stop_on_sigterm()
     try:
         replication.follow(
             stores,
