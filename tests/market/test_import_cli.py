@@ -219,3 +219,51 @@ def test_import_records_job(settings: Settings, binance_dir: Path) -> None:
     assert job["rows_processed"] == 5482 and job["source"] == "binance"
     assert job["params"]["format"] == "json"
     assert np.isclose(job["progress_percentage"], 100.0)
+
+
+def test_more_bad_files_write_nothing(
+    settings: Settings, market_data_dir: Path, binance_dir: Path, tmp_path: Path
+) -> None:
+    trades = market_data_dir / "freqtrade_testdata" / "XRP_ETH-trades.json.gz"
+    result = cli(settings, "market", "import", str(trades), "-s", "XRP/ETH", "-t", "1m")
+    assert result.exit_code == 5 and "cannot read candles" in result.stderr
+    rows = load_rows(binance_dir / "DOGE_USDT-1h.json")
+    descending = tmp_path / "descending.json"
+    descending.write_text(json.dumps(rows[::-1]))
+    result = cli(settings, "market", "import", str(descending), "-s", "DOGE/USDT", "-t", "1h")
+    assert result.exit_code == 5 and "row 1 " in result.stderr and "unsorted" in result.stderr
+    truncated = tmp_path / "truncated.json"
+    truncated.write_text(json.dumps(rows)[:-1000])
+    result = cli(settings, "market", "import", str(truncated), "-s", "DOGE/USDT", "-t", "1h")
+    assert result.exit_code == 5 and "cannot read truncated.json as json" in result.stderr
+    headerless = tmp_path / "five.csv"
+    headerless.write_text("1606780800000,1,2,0.5,1.5\n")
+    result = cli(settings, "market", "import", str(headerless), "-s", "DOGE/USDT", "-t", "1h")
+    assert result.exit_code == 5 and "6 columns" in result.stderr
+    unknown = cli(settings, "market", "show", "DOGE/USDT", "-t", "1h")
+    assert unknown.exit_code == 6 and "no 1h candles for DOGE/USDT" in unknown.stderr
+    assert cli_json(settings, "market", "list", "--json") == []
+
+
+def test_json_records_and_epoch_seconds(
+    settings: Settings, binance_dir: Path, tmp_path: Path
+) -> None:
+    rows = load_rows(binance_dir / "DOT_USDT-1h.json")[:240]
+    keys = ("timestamp", "open", "high", "low", "close", "volume")
+    records = tmp_path / "records.json"
+    records.write_text(json.dumps([dict(zip(keys, row, strict=True)) for row in rows]))
+    seconds = tmp_path / "seconds.csv"
+    seconds.write_text(
+        "time,open,high,low,close,volume\n"
+        + "".join(
+            f"{row[0] // 1000},{row[1]},{row[2]},{row[3]},{row[4]},{row[5]}\n" for row in rows
+        )
+    )
+    first = cli_json(
+        settings, "market", "import", str(records), "-s", "DOT/USDT", "-t", "1h", "--json"
+    )
+    assert (first["format"], first["changed"]) == ("json", 240)
+    second = cli_json(
+        settings, "market", "import", str(seconds), "-s", "DOT/USDT", "-t", "1h", "--json"
+    )
+    assert (second["format"], second["changed"], second["unchanged"]) == ("csv", 0, 240)
