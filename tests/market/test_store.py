@@ -153,3 +153,35 @@ def test_one_changed_candle_in_a_big_rewrite_is_found(
     assert stored["volume"][12_345] == rows[12_346][5]
     assert stored["close"][20_000] == swapped[20_000][4]
     assert market.write_ohlcv(swapped, symbol="BTC/USDT", timeframe="5m").changed == 0
+
+
+def test_latest_uses_the_index(market: MarketStore, binance_dir: Path) -> None:
+    """latest() probes ix_time_series_symbol_timestamp backwards: no scan, no sort."""
+    from sqlalchemy import text
+
+    for base in ("BTC", "ETH"):
+        five = load_rows(binance_dir / f"{base}_USDT-5m.json")
+        market.write_ohlcv(five, symbol=f"{base}/USDT", timeframe="5m")
+    with market.engine.connect() as connection:
+        if market.backend == "sqlite":
+            plan = connection.execute(
+                text(
+                    "EXPLAIN QUERY PLAN SELECT * FROM time_series WHERE symbol = 'BTC/USDT'"
+                    " ORDER BY timestamp DESC LIMIT 1"
+                )
+            ).all()
+            detail = " ".join(str(row[-1]) for row in plan)
+            assert "USING INDEX ix_time_series_symbol_timestamp" in detail, detail
+            assert "TEMP B-TREE" not in detail and "SCAN" not in detail.replace("SEARCH", "")
+        else:
+            connection.execute(text("ANALYZE time_series"))
+            plan = connection.execute(
+                text(
+                    "EXPLAIN SELECT * FROM time_series WHERE symbol = 'BTC/USDT'"
+                    " ORDER BY timestamp DESC LIMIT 1"
+                )
+            ).scalars()
+            detail = " ".join(plan)
+            assert "Index Scan Backward" in detail and "Seq Scan" not in detail, detail
+    found = market.latest(["BTC/USDT", "ETH/USDT"], timeframe="5m")
+    assert found["ETH/USDT"].timestamp == load_rows(binance_dir / "ETH_USDT-5m.json")[-1][0]
