@@ -229,3 +229,17 @@ def test_a_manifest_naming_a_file_outside_the_directory_is_ignored(
     backup.prune_backups(backup_dir, keep_daily=0)
     assert victim.read_text() == "keep me"
     assert backup.list_backups(backup_dir) == []
+
+
+def test_leftovers_of_killed_backups_are_removed_once_stale(
+    stores: Stores, backup_dir: Path
+) -> None:
+    kept = backup.create_backup(stores, "app", "daily", backup_dir)
+    orphan = backup.create_backup(stores, "app", "daily", backup_dir)
+    (backup_dir / f"{orphan.id}.json").unlink()  # killed between data file and manifest
+    (backup_dir / "app-daily-x.db.gz.partial").write_bytes(b"half")
+    (backup_dir / ".verify-abc").mkdir()
+    assert backup.remove_leftovers(backup_dir) == []  # fresh: maybe still being written
+    removed = {p.name for p in backup.remove_leftovers(backup_dir, older_than_seconds=0)}
+    assert removed == {orphan.file, "app-daily-x.db.gz.partial", ".verify-abc"}
+    assert {p.name for p in backup_dir.iterdir()} == {kept.file, f"{kept.id}.json"}

@@ -448,13 +448,19 @@ def remove_leftovers(
     directory: Path, older_than_seconds: float = STALE_AFTER_SECONDS
 ) -> list[Path]:
     """Delete what killed backups and verifications left behind (``*.partial`` files,
-    ``.verify-*`` scratch dirs) once older than *older_than_seconds*, so a backup
-    still running is never disturbed."""
+    ``.verify-*`` scratch dirs, data files whose manifest was never written) once
+    older than *older_than_seconds*, so a backup still running is never disturbed."""
     if not directory.is_dir():
         return []
     cutoff = time.time() - older_than_seconds
     removed = []
-    for path in [*directory.glob("*.partial*"), *directory.glob(".verify-*")]:
+    orphans = [
+        path
+        for pattern in ("*.db.gz", "*.pgdump")
+        for path in directory.glob(pattern)
+        if not path.with_name(path.name.split(".", 1)[0] + ".json").exists()
+    ]
+    for path in [*directory.glob("*.partial*"), *directory.glob(".verify-*"), *orphans]:
         try:
             if path.lstat().st_mtime >= cutoff:
                 continue
