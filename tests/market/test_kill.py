@@ -11,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
+from cryptotrading.db.session import unit_of_work
 from cryptotrading.market import MarketStore
+from cryptotrading.models.quality import DataIngestionJob
 from cryptotrading.stores import Stores
 from tests.conftest import SettingsFactory, settings_env
 from tests.market.conftest import load_rows
@@ -65,3 +67,8 @@ def test_kill_9_mid_import_keeps_committed_batches(
     assert f'"changed": {total - stored}' in rerun.stdout
     with Stores(settings) as stores:
         assert _stored(MarketStore(stores)) == total
+        with unit_of_work(stores.engine(stores.app)) as session:
+            jobs = session.scalars(select(DataIngestionJob).order_by(DataIngestionJob.id)).all()
+            assert [job.status for job in jobs] == ["failed", "completed"]
+            assert f"pid {child.pid}" in (jobs[0].error_message or "")
+            assert 0 < jobs[0].rows_processed <= stored

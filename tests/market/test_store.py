@@ -175,13 +175,13 @@ def test_latest_uses_the_index(market: MarketStore, binance_dir: Path) -> None:
             assert "TEMP B-TREE" not in detail and "SCAN" not in detail.replace("SEARCH", "")
         else:
             connection.execute(text("ANALYZE time_series"))
-            plan = connection.execute(
+            lines = connection.execute(
                 text(
                     "EXPLAIN SELECT * FROM time_series WHERE symbol = 'BTC/USDT'"
                     " ORDER BY timestamp DESC LIMIT 1"
                 )
             ).scalars()
-            detail = " ".join(plan)
+            detail = " ".join(str(line) for line in lines)
             assert "Index Scan Backward" in detail and "Seq Scan" not in detail, detail
     found = market.latest(["BTC/USDT", "ETH/USDT"], timeframe="5m")
     assert found["ETH/USDT"].timestamp == load_rows(binance_dir / "ETH_USDT-5m.json")[-1][0]

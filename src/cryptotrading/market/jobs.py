@@ -1,14 +1,19 @@
 """``data_ingestion_jobs``: one row per import or download, with progress and outcome.
 
-The ``params`` JSON column holds the job's inputs and its resume cursor
-(``cursor``: epoch ms of the next candle to fetch).
+The ``params`` JSON column holds the job's inputs, its resume cursor (``cursor``:
+epoch ms of the next candle to fetch) and the ``host``/``pid`` of the process running
+it. A job left ``running`` by a process that died (kill -9, power loss) is marked
+``failed`` when the next job of the same kind, source, symbol and timeframe starts.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 from typing import Any
 
+import psutil
 from sqlalchemy import select
 
 from cryptotrading.db.base import utcnow
@@ -33,8 +38,28 @@ class JobRecorder:
         self.engine = stores.engine(stores.app)
         self.job_id = f"{job_type}-{uuid.uuid4().hex[:16]}"
         self.params = dict(params)
+        self.params.update(host=socket.gethostname(), pid=os.getpid())
         self.rows = 0
         with unit_of_work(self.engine, "app store") as session:
+            orphans = session.scalars(
+                select(DataIngestionJob).where(
+                    DataIngestionJob.status == "running",
+                    DataIngestionJob.job_type == job_type,
+                    DataIngestionJob.symbol == symbol,
+                    DataIngestionJob.timeframe == timeframe,
+                    DataIngestionJob.source.is_(None)
+                    if source is None
+                    else DataIngestionJob.source == source,
+                )
+            ).all()
+            for orphan in orphans:
+                if _process_gone(orphan.params or {}):
+                    orphan.status = "failed"
+                    orphan.error_message = (
+                        f"the process running it (pid {(orphan.params or {}).get('pid')}) "
+                        "ended without finishing; its committed batches are kept"
+                    )
+                    orphan.completed_at = utcnow()
             session.add(
                 DataIngestionJob(
                     job_id=self.job_id,
@@ -86,6 +111,14 @@ class JobRecorder:
             params=dict(self.params),
             completed_at=utcnow(),
         )
+
+
+def _process_gone(params: dict[str, Any]) -> bool:
+    """True when the job's process is known and no longer runs on this host."""
+    pid = params.get("pid")
+    if params.get("host") != socket.gethostname() or not isinstance(pid, int):
+        return False
+    return pid != os.getpid() and not psutil.pid_exists(pid)
 
 
 def job_status(stores: Stores, job_id: str) -> dict[str, Any]:
