@@ -15,6 +15,7 @@ from cryptotrading.cli._common import (
     open_stores,
     print_table,
 )
+from cryptotrading.cli._format import json_object_option, print_record, time_option
 from cryptotrading.intelligence import decisions as service
 from cryptotrading.intelligence import outcomes, reports
 from cryptotrading.intelligence.views import (
@@ -22,10 +23,8 @@ from cryptotrading.intelligence.views import (
     decision_as_dict,
     insight_as_dict,
     outcome_as_dict,
-    parse_json_object,
 )
 from cryptotrading.trading.accounts import resolve_user
-from cryptotrading.trading.clock import parse_time
 from cryptotrading.trading.orders import order_as_dict
 
 decisions_app = typer.Typer(
@@ -40,10 +39,6 @@ AtOption = typer.Option(None, "--at", help="When (ISO-8601, default now).")
 def _short(value: str | None, places: int = 4) -> str | None:
     """A decimal text rounded for display (JSON output keeps every digit)."""
     return None if value is None else str(round(Decimal(value), places))
-
-
-def _print_record(title: str, data: dict[str, object]) -> None:
-    print_table(title, ["field", "value"], list(data.items()))
 
 
 @decisions_app.command()
@@ -67,11 +62,11 @@ def analyze(
         analysis_type=analysis_type,
         signal=signal,
         confidence=confidence,
-        payload=parse_json_object(payload, "--payload"),
-        created_at=None if at is None else parse_time(at, "--at"),
+        payload=json_object_option(payload, "--payload"),
+        created_at=time_option(at, "--at"),
     )
     data = analysis_as_dict(row)
-    emit(as_json, data, lambda: _print_record(f"analysis {row.id}", data))
+    emit(as_json, data, lambda: print_record(f"analysis {row.id}", data))
 
 
 @decisions_app.command()
@@ -97,11 +92,11 @@ def insight(
         analysis_id=analysis_id,
         symbol=symbol,
         rationale=rationale,
-        expires_at=None if expires_at is None else parse_time(expires_at, "--expires-at"),
-        created_at=None if at is None else parse_time(at, "--at"),
+        expires_at=time_option(expires_at, "--expires-at"),
+        created_at=time_option(at, "--at"),
     )
     data = insight_as_dict(row)
-    emit(as_json, data, lambda: _print_record(f"insight {row.id}", data))
+    emit(as_json, data, lambda: print_record(f"insight {row.id}", data))
 
 
 @decisions_app.command()
@@ -125,10 +120,10 @@ def decide(
         action=action,
         quantity=quantity,
         price=price,
-        decided_at=None if at is None else parse_time(at, "--at"),
+        decided_at=time_option(at, "--at"),
     )
     data = decision_as_dict(row)
-    emit(as_json, data, lambda: _print_record(f"decision {row.id}", data))
+    emit(as_json, data, lambda: print_record(f"decision {row.id}", data))
 
 
 @decisions_app.command()

@@ -14,9 +14,9 @@ from cryptotrading.cli._common import (
     open_stores,
     print_table,
 )
+from cryptotrading.cli._format import json_object_option, time_option
 from cryptotrading.intelligence import registry
-from cryptotrading.intelligence.views import parse_json_object, prediction_as_dict
-from cryptotrading.trading.clock import parse_time
+from cryptotrading.intelligence.views import prediction_as_dict
 
 models_app = typer.Typer(
     cls=ErrorReportingGroup, no_args_is_help=True, help="ML model registry and predictions."
@@ -47,8 +47,8 @@ def register(
         framework=framework,
         artifact_path=artifact,
         artifact_sha256=sha256,
-        metrics=parse_json_object(metrics, "--metrics"),
-        parameters=parse_json_object(params, "--params"),
+        metrics=json_object_option(metrics, "--metrics"),
+        parameters=json_object_option(params, "--params"),
         description=description,
     )
     data = registry.model_as_dict(model)
@@ -146,9 +146,9 @@ def predict(
         symbol=symbol,
         prediction_type=prediction_type,
         confidence=confidence,
-        target_time=None if target_time is None else parse_time(target_time, "--target"),
-        made_at=None if at is None else parse_time(at, "--at"),
-        features=parse_json_object(features, "--features"),
+        target_time=time_option(target_time, "--target"),
+        made_at=time_option(at, "--at"),
+        features=json_object_option(features, "--features"),
     )
     emit(as_json, prediction_as_dict(row), lambda: console.print(f"prediction {row.id} logged"))
 

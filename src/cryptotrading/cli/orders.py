@@ -12,10 +12,10 @@ from cryptotrading.cli._common import (
     open_stores,
     print_table,
 )
+from cryptotrading.cli._format import print_record, time_option
 from cryptotrading.models.trading import TradingOrder
 from cryptotrading.trading import orders as service
 from cryptotrading.trading.accounts import resolve_user
-from cryptotrading.trading.clock import parse_time
 from cryptotrading.trading.money import as_text
 from cryptotrading.trading.portfolio import position_as_dict
 
@@ -28,11 +28,7 @@ UserOption = typer.Option(..., "--user", help="User id or username.")
 
 def _show(order: TradingOrder, title: str) -> None:
     data = service.order_as_dict(order)
-    print_table(
-        title,
-        ["field", "value"],
-        [(key, value) for key, value in data.items() if key != "fills"],
-    )
+    print_record(title, {key: value for key, value in data.items() if key != "fills"})
     if data["fills"]:
         print_table(
             "fills",
@@ -101,7 +97,7 @@ def fill(
         price=price,
         amount=amount,
         fee=fee,
-        time=None if at is None else parse_time(at, "--at"),
+        time=time_option(at, "--at"),
     )
     payload = {
         "order": service.order_as_dict(result.order),
@@ -136,7 +132,7 @@ def _event_command(event: str, doc: str) -> None:
             order_id,
             event,
             exchange_order_id=exchange_order_id,
-            at=None if at is None else parse_time(at, "--at"),
+            at=time_option(at, "--at"),
         )
         emit(
             as_json,

@@ -12,8 +12,8 @@ from cryptotrading.cli._common import (
     open_stores,
     print_table,
 )
+from cryptotrading.cli._format import time_option
 from cryptotrading.trading.accounts import resolve_user
-from cryptotrading.trading.clock import parse_time
 from cryptotrading.trading.portfolio import PortfolioSummary, position_as_dict, summarize
 from cryptotrading.trading.positions import list_positions
 
@@ -112,7 +112,7 @@ def summary(
         None if no_mark else stores.engine(stores.market),
         resolve_user(engine, user),
         starting_cash=starting_cash,
-        as_of=None if as_of is None else parse_time(as_of, "--as-of"),
+        as_of=time_option(as_of, "--as-of"),
         frequency=frequency,
     )
     emit(as_json, result.as_dict(), lambda: _render(result))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -20,7 +19,7 @@ from cryptotrading.cli._common import (
     open_stores,
     print_table,
 )
-from cryptotrading.errors import ValidationError
+from cryptotrading.cli._format import json_object_option, print_record
 from cryptotrading.services import agents, code_scan, factors
 from cryptotrading.services.cache import Cache
 from cryptotrading.services.views import as_dict
@@ -43,24 +42,6 @@ services_app.add_typer(code_app, name="code")
 def _app_engine(ctx: typer.Context) -> Engine:
     stores = open_stores(ctx)
     return stores.engine(stores.app)
-
-
-def _json_object(value: str | None, option: str) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(
-            f"{option} is not valid JSON: {exc.msg}", hint=f"Quote {option} as a JSON object."
-        ) from None
-    if not isinstance(parsed, dict):
-        raise ValidationError(f"{option} must be a JSON object", hint='Use {"key": value}.')
-    return parsed
-
-
-def _record(title: str, data: dict[str, Any]) -> None:
-    print_table(title, ["field", "value"], list(data.items()))
 
 
 # --------------------------------------------------------------------------- agents
@@ -117,10 +98,10 @@ def agents_register(
         name=name,
         capabilities=capabilities,
         endpoint=endpoint,
-        config=_json_object(config, "--config"),
+        config=json_object_option(config, "--config"),
     )
     data = as_dict(agent)
-    emit(as_json, data, lambda: _record(f"agent {agent.agent_id}", data))
+    emit(as_json, data, lambda: print_record(f"agent {agent.agent_id}", data))
 
 
 @agents_app.command("send")
@@ -139,13 +120,13 @@ def agents_send(
         _app_engine(ctx),
         sender,
         receiver,
-        _json_object(payload, "--payload") or {},
+        json_object_option(payload, "--payload") or {},
         message_type=message_type,
         priority=priority,
         correlation_id=correlation_id,
     )
     data = as_dict(message)
-    emit(as_json, data, lambda: _record(f"message {message.message_id}", data))
+    emit(as_json, data, lambda: print_record(f"message {message.message_id}", data))
 
 
 @agents_app.command("inbox")
@@ -237,7 +218,7 @@ def sentiment_import(
         "first": report.first,
         "last": report.last,
     }
-    emit(as_json, data, lambda: _record("fear & greed import", data))
+    emit(as_json, data, lambda: print_record("fear & greed import", data))
 
 
 # ---------------------------------------------------------------------------- cache
@@ -253,7 +234,7 @@ def cache_purge(ctx: typer.Context, as_json: bool = JsonOption) -> None:
         "historical_data_cache": report.historical_data_cache,
         "total": report.total,
     }
-    emit(as_json, data, lambda: _record("expired cache rows deleted", data))
+    emit(as_json, data, lambda: print_record("expired cache rows deleted", data))
 
 
 # ----------------------------------------------------------------------------- code
@@ -298,7 +279,7 @@ def code_scan_command(
 
     def render() -> None:
         summary = {k: v for k, v in data.items() if k != "most_complex"}
-        _record(f"code scan of {report.root}", summary)
+        print_record(f"code scan of {report.root}", summary)
         print_table(
             "most complex files",
             ["complexity", "lines", "functions", "path"],

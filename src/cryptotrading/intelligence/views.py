@@ -1,11 +1,9 @@
-"""JSON-ready views of intelligence rows (for the CLI and APIs) and JSON input."""
+"""JSON-ready views of intelligence rows (for the CLI and APIs)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from cryptotrading.errors import ValidationError
 from cryptotrading.models.intelligence import (
     AIAnalysis,
     AIInsight,
@@ -18,21 +16,6 @@ from cryptotrading.trading.money import as_text
 
 def _iso(value: Any) -> str | None:
     return None if value is None else value.isoformat()
-
-
-def parse_json_object(text: str | None, what: str) -> dict[str, Any] | None:
-    """A JSON object given on the command line, or None."""
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(
-            f"{what} is not valid JSON: {exc.msg}", hint=f"Quote {what} as a JSON object."
-        ) from None
-    if not isinstance(value, dict):
-        raise ValidationError(f"{what} must be a JSON object", hint='Use {"key": value}.')
-    return value
 
 
 def analysis_as_dict(row: AIAnalysis) -> dict[str, Any]:

@@ -1,0 +1,38 @@
+"""Option parsing and output shared by the command groups: JSON-object and ISO-time
+options, and the two-column record table."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from cryptotrading.cli._common import print_table
+from cryptotrading.errors import ValidationError
+from cryptotrading.trading.clock import parse_time
+
+
+def json_object_option(text: str | None, option: str) -> dict[str, Any] | None:
+    """The JSON object given as *option* on the command line, or None."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(
+            f"{option} is not valid JSON: {exc.msg}", hint=f"Quote {option} as a JSON object."
+        ) from None
+    if not isinstance(value, dict):
+        raise ValidationError(f"{option} must be a JSON object", hint='Use {"key": value}.')
+    return value
+
+
+def time_option(text: str | None, option: str) -> datetime | None:
+    """The ISO-8601 time given as *option* (UTC), or None when it was left out."""
+    return None if text is None else parse_time(text, option)
+
+
+def print_record(title: str, data: Mapping[str, Any]) -> None:
+    """One record as a ``field | value`` table."""
+    print_table(title, ["field", "value"], list(data.items()))
