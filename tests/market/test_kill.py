@@ -72,3 +72,48 @@ def test_kill_9_mid_import_keeps_committed_batches(
             assert [job.status for job in jobs] == ["failed", "completed"]
             assert f"pid {child.pid}" in (jobs[0].error_message or "")
             assert 0 < jobs[0].rows_processed <= stored
+
+
+@pytest.mark.slow
+def test_kill_9_mid_download_then_resume(make_settings: SettingsFactory, binance_dir: Path) -> None:
+    from tests.market.recorded import bitstamp_ohlc_route, recorded_exchange
+
+    settings = make_settings("three")
+    path = binance_dir / "BTC_USDT-1h.json"
+    rows = load_rows(path)
+    expected = [row for row in rows if 1606780800000 <= row[0] < 1625097600000]
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, **settings_env(settings), "PYTHONPATH": str(root)}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.market.download_worker", str(path)],
+        env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert child.stdout is not None
+    for _ in range(3):  # three pages committed
+        line = child.stdout.readline()
+        assert line, child.stderr.read() if child.stderr else ""
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    with Stores(settings) as stores:
+        market = MarketStore(stores)
+        kept = market.read_ohlcv("BTC/USDT", "1h", exchange="bitstamp", as_="numpy")
+        assert 3 * 190 <= len(kept) < len(expected)
+        assert kept["timestamp"].tolist() == [row[0] for row in expected[: len(kept)]]
+        exchange = recorded_exchange("bitstamp", bitstamp_ohlc_route(rows), rateLimit=1)
+        from cryptotrading.market.download import download_ohlcv
+
+        result = download_ohlcv(
+            market, exchange, symbol="BTC/USDT", timeframe="1h",
+            since="2020-12-01", until="2021-07-01", limit=200,
+        )  # fmt: skip
+        assert result.resumed_from == int(kept["timestamp"][-1])
+        final = market.read_ohlcv("BTC/USDT", "1h", exchange="bitstamp", as_="numpy")
+        assert final["timestamp"].tolist() == [row[0] for row in expected]
+        assert final["close"].tolist() == [row[4] for row in expected]
+        with unit_of_work(stores.engine(stores.app)) as session:
+            jobs = session.scalars(select(DataIngestionJob).order_by(DataIngestionJob.id)).all()
+            assert [job.status for job in jobs] == ["failed", "completed"]
+            assert (
+                jobs[0].params is not None
+                and jobs[0].params["cursor"] <= result.resumed_from + 3_600_000
+            )
