@@ -1,5 +1,5 @@
-"""Option parsing and output shared by the command groups: JSON-object and ISO-time
-options, and the two-column record table."""
+"""What the command groups share beyond :mod:`._common`: the app store's engine,
+JSON-object and ISO-time options, and the two-column record table."""
 
 from __future__ import annotations
 
@@ -8,9 +8,18 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from cryptotrading.cli._common import print_table
+import typer
+from sqlalchemy import Engine
+
+from cryptotrading.cli._common import open_stores, print_table
 from cryptotrading.errors import ValidationError
 from cryptotrading.trading.clock import parse_time
+
+
+def open_app_engine(ctx: typer.Context) -> Engine:
+    """The engine of the app store of the configured layout (closed with the command)."""
+    stores = open_stores(ctx)
+    return stores.engine(stores.app)
 
 
 def json_object_option(text: str | None, option: str) -> dict[str, Any] | None:

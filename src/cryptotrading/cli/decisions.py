@@ -15,7 +15,7 @@ from cryptotrading.cli._common import (
     open_stores,
     print_table,
 )
-from cryptotrading.cli._format import json_object_option, print_record, time_option
+from cryptotrading.cli._format import json_object_option, open_app_engine, print_record, time_option
 from cryptotrading.intelligence import decisions as service
 from cryptotrading.intelligence import outcomes, reports
 from cryptotrading.intelligence.views import (
@@ -54,9 +54,8 @@ def analyze(
     as_json: bool = JsonOption,
 ) -> None:
     """Record an AI analysis of a symbol."""
-    stores = open_stores(ctx)
     row = service.record_analysis(
-        stores.engine(stores.app),
+        open_app_engine(ctx),
         symbol=symbol,
         model=model,
         analysis_type=analysis_type,
@@ -83,9 +82,8 @@ def insight(
     as_json: bool = JsonOption,
 ) -> None:
     """Record an insight (an actionable recommendation with a confidence)."""
-    stores = open_stores(ctx)
     row = service.record_insight(
-        stores.engine(stores.app),
+        open_app_engine(ctx),
         insight_type=insight_type,
         recommendation=recommendation,
         confidence=confidence,
@@ -111,8 +109,7 @@ def decide(
     as_json: bool = JsonOption,
 ) -> None:
     """Turn an insight into a pending trading decision."""
-    stores = open_stores(ctx)
-    engine = stores.engine(stores.app)
+    engine = open_app_engine(ctx)
     row = service.decide(
         engine,
         insight_id,
@@ -138,9 +135,8 @@ def execute(
     as_json: bool = JsonOption,
 ) -> None:
     """Place the decision's order (idempotent: client id decision-<id>)."""
-    stores = open_stores(ctx)
     result = service.execute_decision(
-        stores.engine(stores.app),
+        open_app_engine(ctx),
         decision_id,
         amount=amount,
         order_type=order_type,
@@ -163,8 +159,7 @@ def cancel(
     as_json: bool = JsonOption,
 ) -> None:
     """Cancel a pending decision."""
-    stores = open_stores(ctx)
-    row = service.cancel_decision(stores.engine(stores.app), decision_id)
+    row = service.cancel_decision(open_app_engine(ctx), decision_id)
     emit(as_json, decision_as_dict(row), lambda: console.print(f"decision {row.id} cancelled"))
 
 
@@ -175,8 +170,7 @@ def delete(
     as_json: bool = JsonOption,
 ) -> None:
     """Soft-delete a decision (kept for audit, hidden from lists and reports)."""
-    stores = open_stores(ctx)
-    row = service.delete_decision(stores.engine(stores.app), decision_id)
+    row = service.delete_decision(open_app_engine(ctx), decision_id)
     emit(as_json, decision_as_dict(row), lambda: console.print(f"decision {row.id} deleted"))
 
 
@@ -254,11 +248,10 @@ def list_(
     as_json: bool = JsonOption,
 ) -> None:
     """List decisions, newest first."""
-    stores = open_stores(ctx)
     rows = [
         decision_as_dict(d)
         for d in service.list_decisions(
-            stores.engine(stores.app), symbol=symbol, status=status, limit=limit
+            open_app_engine(ctx), symbol=symbol, status=status, limit=limit
         )
     ]
     columns = ["id", "symbol", "action", "confidence", "status", "quantity", "decided_at"]
@@ -282,10 +275,9 @@ def report(
     as_json: bool = JsonOption,
 ) -> None:
     """Calibration table: hit rate and average P&L per model / type / confidence bucket."""
-    stores = open_stores(ctx)
     groups = tuple(name.strip() for name in by.split(",") if name.strip())
     rows = reports.calibration_report(
-        stores.engine(stores.app), by=groups, horizon_minutes=horizon, bucket_width=bucket_width
+        open_app_engine(ctx), by=groups, horizon_minutes=horizon, bucket_width=bucket_width
     )
 
     def render() -> None:

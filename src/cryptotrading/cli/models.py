@@ -14,7 +14,7 @@ from cryptotrading.cli._common import (
     open_stores,
     print_table,
 )
-from cryptotrading.cli._format import json_object_option, time_option
+from cryptotrading.cli._format import json_object_option, open_app_engine, time_option
 from cryptotrading.intelligence import registry
 from cryptotrading.intelligence.views import prediction_as_dict
 
@@ -39,9 +39,8 @@ def register(
     as_json: bool = JsonOption,
 ) -> None:
     """Register a model version (stage staging)."""
-    stores = open_stores(ctx)
     model = registry.register_model(
-        stores.engine(stores.app),
+        open_app_engine(ctx),
         name=name,
         version=version,
         framework=framework,
@@ -63,8 +62,7 @@ def promote(
     as_json: bool = JsonOption,
 ) -> None:
     """Put a version in production (the previous production version is archived)."""
-    stores = open_stores(ctx)
-    model = registry.promote(stores.engine(stores.app), name, version)
+    model = registry.promote(open_app_engine(ctx), name, version)
     emit(
         as_json,
         registry.model_as_dict(model),
@@ -81,8 +79,7 @@ def stage(
     as_json: bool = JsonOption,
 ) -> None:
     """Move a version to a stage."""
-    stores = open_stores(ctx)
-    model = registry.set_stage(stores.engine(stores.app), name, version, new_stage)
+    model = registry.set_stage(open_app_engine(ctx), name, version, new_stage)
     emit(
         as_json,
         registry.model_as_dict(model),
@@ -97,8 +94,7 @@ def list_(
     as_json: bool = JsonOption,
 ) -> None:
     """List registered versions."""
-    stores = open_stores(ctx)
-    models = registry.list_models(stores.engine(stores.app), name)
+    models = registry.list_models(open_app_engine(ctx), name)
     emit(
         as_json,
         [registry.model_as_dict(m) for m in models],
@@ -137,9 +133,8 @@ def predict(
     as_json: bool = JsonOption,
 ) -> None:
     """Log a prediction of a model version."""
-    stores = open_stores(ctx)
     row = registry.log_prediction(
-        stores.engine(stores.app),
+        open_app_engine(ctx),
         name=name,
         version=version,
         prediction=value,
@@ -181,8 +176,7 @@ def evaluate(
     as_json: bool = JsonOption,
 ) -> None:
     """Compute accuracy / error metrics and store them as performance metrics."""
-    stores = open_stores(ctx)
-    metrics = registry.evaluate_model(stores.engine(stores.app), name, version)
+    metrics = registry.evaluate_model(open_app_engine(ctx), name, version)
 
     def render() -> None:
         rows = [
@@ -203,8 +197,7 @@ def verify(
     as_json: bool = JsonOption,
 ) -> None:
     """Check the artifact file against its registered SHA-256 (exit 1 on mismatch)."""
-    stores = open_stores(ctx)
-    ok = registry.verify_artifact(stores.engine(stores.app), name, version)
+    ok = registry.verify_artifact(open_app_engine(ctx), name, version)
     emit(as_json, {"ok": ok}, lambda: console.print("artifact ok" if ok else "artifact CHANGED"))
     if not ok:
         raise typer.Exit(1)

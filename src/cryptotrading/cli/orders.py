@@ -9,10 +9,9 @@ from cryptotrading.cli._common import (
     JsonOption,
     console,
     emit,
-    open_stores,
     print_table,
 )
-from cryptotrading.cli._format import print_record, time_option
+from cryptotrading.cli._format import open_app_engine, print_record, time_option
 from cryptotrading.models.trading import TradingOrder
 from cryptotrading.trading import orders as service
 from cryptotrading.trading.accounts import resolve_user
@@ -58,8 +57,7 @@ def submit(
     as_json: bool = JsonOption,
 ) -> None:
     """Submit an order (status new)."""
-    stores = open_stores(ctx)
-    engine = stores.engine(stores.app)
+    engine = open_app_engine(ctx)
     result = service.submit_order(
         engine,
         user_id=resolve_user(engine, user),
@@ -90,9 +88,8 @@ def fill(
     as_json: bool = JsonOption,
 ) -> None:
     """Record a fill; the position is updated in the same transaction."""
-    stores = open_stores(ctx)
     result = service.fill_order(
-        stores.engine(stores.app),
+        open_app_engine(ctx),
         order_id,
         price=price,
         amount=amount,
@@ -126,9 +123,8 @@ def _event_command(event: str, doc: str) -> None:
         at: str | None = typer.Option(None, "--at", help="When (ISO-8601, default now)."),
         as_json: bool = JsonOption,
     ) -> None:
-        stores = open_stores(ctx)
         order = service.transition(
-            stores.engine(stores.app),
+            open_app_engine(ctx),
             order_id,
             event,
             exchange_order_id=exchange_order_id,
@@ -157,8 +153,7 @@ def show(
     as_json: bool = JsonOption,
 ) -> None:
     """Show one order and its fills."""
-    stores = open_stores(ctx)
-    order = service.get_order(stores.engine(stores.app), order_id)
+    order = service.get_order(open_app_engine(ctx), order_id)
     emit(as_json, service.order_as_dict(order), lambda: _show(order, f"order {order_id}"))
 
 
@@ -172,8 +167,7 @@ def list_(
     as_json: bool = JsonOption,
 ) -> None:
     """List orders, newest first."""
-    stores = open_stores(ctx)
-    engine = stores.engine(stores.app)
+    engine = open_app_engine(ctx)
     found = service.list_orders(
         engine,
         user_id=None if user is None else resolve_user(engine, user),

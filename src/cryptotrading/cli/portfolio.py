@@ -12,7 +12,7 @@ from cryptotrading.cli._common import (
     open_stores,
     print_table,
 )
-from cryptotrading.cli._format import time_option
+from cryptotrading.cli._format import open_app_engine, time_option
 from cryptotrading.trading.accounts import resolve_user
 from cryptotrading.trading.portfolio import PortfolioSummary, position_as_dict, summarize
 from cryptotrading.trading.positions import list_positions
@@ -30,8 +30,7 @@ def positions(
     as_json: bool = JsonOption,
 ) -> None:
     """List a user's positions as stored (last mark)."""
-    stores = open_stores(ctx)
-    engine = stores.engine(stores.app)
+    engine = open_app_engine(ctx)
     rows = [
         position_as_dict(p)
         for p in list_positions(engine, resolve_user(engine, user), include_closed=include_closed)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from sqlalchemy import Engine
 
 from cryptotrading.cli._common import (
     ErrorReportingGroup,
@@ -16,10 +15,9 @@ from cryptotrading.cli._common import (
     console,
     emit,
     err_console,
-    open_stores,
     print_table,
 )
-from cryptotrading.cli._format import json_object_option, print_record
+from cryptotrading.cli._format import json_object_option, open_app_engine, print_record
 from cryptotrading.services import agents, code_scan, factors
 from cryptotrading.services.cache import Cache
 from cryptotrading.services.views import as_dict
@@ -39,11 +37,6 @@ services_app.add_typer(cache_app, name="cache")
 services_app.add_typer(code_app, name="code")
 
 
-def _app_engine(ctx: typer.Context) -> Engine:
-    stores = open_stores(ctx)
-    return stores.engine(stores.app)
-
-
 # --------------------------------------------------------------------------- agents
 
 
@@ -55,7 +48,8 @@ def agents_list(
 ) -> None:
     """List registered agents."""
     rows = [
-        as_dict(a) for a in agents.list_agents(_app_engine(ctx), include_inactive=include_inactive)
+        as_dict(a)
+        for a in agents.list_agents(open_app_engine(ctx), include_inactive=include_inactive)
     ]
     emit(
         as_json,
@@ -92,7 +86,7 @@ def agents_register(
 ) -> None:
     """Register an agent (or update and reactivate it)."""
     agent = agents.register_agent(
-        _app_engine(ctx),
+        open_app_engine(ctx),
         agent_id,
         agent_type,
         name=name,
@@ -117,7 +111,7 @@ def agents_send(
 ) -> None:
     """Queue a message from SENDER to RECEIVER."""
     message = agents.send_message(
-        _app_engine(ctx),
+        open_app_engine(ctx),
         sender,
         receiver,
         json_object_option(payload, "--payload") or {},
@@ -139,7 +133,7 @@ def agents_inbox(
     as_json: bool = JsonOption,
 ) -> None:
     """Claim the next pending messages of an agent (pending -> delivered)."""
-    engine = _app_engine(ctx)
+    engine = open_app_engine(ctx)
     if peek:
         messages = agents.list_messages(engine, agent_id, status="pending", limit=limit)
     else:
@@ -176,7 +170,7 @@ def agents_ack(
     as_json: bool = JsonOption,
 ) -> None:
     """Acknowledge a delivered message (delivered -> processed)."""
-    data = as_dict(agents.acknowledge(_app_engine(ctx), message_id))
+    data = as_dict(agents.acknowledge(open_app_engine(ctx), message_id))
     emit(as_json, data, lambda: console.print(f"message {message_id} processed"))
 
 
@@ -191,7 +185,7 @@ def sentiment_import(
     as_json: bool = JsonOption,
 ) -> None:
     """Import the Crypto Fear & Greed index (alternative.me) into sentiment_data."""
-    engine = _app_engine(ctx)
+    engine = open_app_engine(ctx)
     bar = Progress(
         TextColumn(f"importing {file.name}"),
         BarColumn(),
@@ -227,7 +221,7 @@ def sentiment_import(
 @cache_app.command("purge")
 def cache_purge(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Delete expired rows of cache_entries, feature_cache and historical_data_cache."""
-    report = Cache(_app_engine(ctx)).purge_expired()
+    report = Cache(open_app_engine(ctx)).purge_expired()
     data = {
         "cache_entries": report.cache_entries,
         "feature_cache": report.feature_cache,
@@ -251,7 +245,7 @@ def code_scan_command(
     as_json: bool = JsonOption,
 ) -> None:
     """Measure lines, complexity and functions of Python files; open issues."""
-    report = code_scan.scan_tree(_app_engine(ctx), path, threshold=threshold)
+    report = code_scan.scan_tree(open_app_engine(ctx), path, threshold=threshold)
     ranked = sorted(report.files, key=lambda f: (-f.complexity, f.path))[: max(top, 0)]
     data = {
         "root": report.root,

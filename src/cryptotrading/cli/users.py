@@ -10,9 +10,9 @@ from cryptotrading.cli._common import (
     console,
     emit,
     err_console,
-    open_stores,
     print_table,
 )
+from cryptotrading.cli._format import open_app_engine
 from cryptotrading.security.prompting import read_secrets
 from cryptotrading.security.users import UserInfo, UserService
 
@@ -22,8 +22,7 @@ users_app = typer.Typer(
 
 
 def _service(ctx: typer.Context) -> UserService:
-    stores = open_stores(ctx)
-    return UserService(stores.engine(stores.app))
+    return UserService(open_app_engine(ctx))
 
 
 def _render(users: list[UserInfo], title: str) -> None:

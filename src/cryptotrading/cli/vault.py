@@ -12,10 +12,10 @@ from cryptotrading.cli._common import (
     console,
     emit,
     err_console,
-    open_stores,
     print_table,
     state,
 )
+from cryptotrading.cli._format import open_app_engine
 from cryptotrading.security.keyring import load_master_secret, read_key_file
 from cryptotrading.security.prompting import read_secrets
 from cryptotrading.security.vault import MASK, CredentialSummary, Vault
@@ -31,8 +31,7 @@ ServiceOption = typer.Option(..., "--service", help="Exchange id (ccxt), e.g. bi
 
 
 def _vault(ctx: typer.Context) -> Vault:
-    stores = open_stores(ctx)
-    return Vault(stores.engine(stores.app), load_master_secret(state(ctx).settings()))
+    return Vault(open_app_engine(ctx), load_master_secret(state(ctx).settings()))
 
 
 def _render(items: list[CredentialSummary], title: str) -> None:
