@@ -8,7 +8,7 @@ health         1 hour     ``health --record``: snapshot for growth rates, alerts
 cache-expiry   1 hour     delete expired rows of the three cache tables
 backup-daily   1 day      daily backup of the application store, then prune
 backup-weekly  7 days     weekly full backup of every store, then prune
-archive        1 day      ``market archive`` of old candles (when available)
+archive        1 day      ``market archive --older-than 90d`` into <data dir>/archive
 =============  =========  ========================================================
 
 Each run of a job is recorded in the app store's ``system_metrics``
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -144,17 +143,14 @@ def _backup_weekly(stores: Stores, options: RunOptions) -> dict[str, Any]:
 
 
 def _archive(stores: Stores, _options: RunOptions) -> dict[str, Any]:
-    """The market-data archiver (``cryptotrading.market.archive.archive``), if installed."""
-    try:
-        module = importlib.import_module("cryptotrading.market.archive")
-    except ImportError:
-        raise JobSkipped("cryptotrading.market.archive is not available") from None
-    archive = getattr(module, "archive", None)
-    if archive is None:
-        raise JobSkipped("cryptotrading.market.archive has no archive() function")
-    outcome = archive(stores, older_than=ARCHIVE_AFTER)
-    as_dict = getattr(outcome, "as_dict", None)
-    return as_dict() if callable(as_dict) else {"result": str(outcome)}
+    """``market archive --older-than 90d`` into ``<data dir>/archive`` (the directory
+    the market store merges into its reads)."""
+    from cryptotrading.ops.archive import archive_time_series  # pyarrow: only when run
+
+    report = archive_time_series(
+        stores.engine(stores.market), stores.settings.data_dir / "archive", ARCHIVE_AFTER
+    )
+    return report.as_dict()
 
 
 class JobFailed(Exception):
