@@ -11,11 +11,8 @@ from cryptotrading.models.intelligence import (
     MLPrediction,
     TradingDecision,
 )
+from cryptotrading.trading.clock import iso
 from cryptotrading.trading.money import as_text
-
-
-def _iso(value: Any) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 def analysis_as_dict(row: AIAnalysis) -> dict[str, Any]:
@@ -27,7 +24,7 @@ def analysis_as_dict(row: AIAnalysis) -> dict[str, Any]:
         "signal": row.signal,
         "confidence": row.confidence,
         "payload": row.payload,
-        "created_at": _iso(row.created_at),
+        "created_at": iso(row.created_at),
     }
 
 
@@ -41,8 +38,8 @@ def insight_as_dict(row: AIInsight) -> dict[str, Any]:
         "confidence": row.confidence,
         "rationale": row.rationale,
         "payload": row.payload,
-        "expires_at": _iso(row.expires_at),
-        "created_at": _iso(row.created_at),
+        "expires_at": iso(row.expires_at),
+        "created_at": iso(row.created_at),
     }
 
 
@@ -58,7 +55,7 @@ def decision_as_dict(row: TradingDecision) -> dict[str, Any]:
         "quantity": as_text(row.quantity),
         "price": as_text(row.price),
         "reasoning": row.reasoning,
-        "decided_at": _iso(row.decided_at),
+        "decided_at": iso(row.decided_at),
     }
 
 
@@ -73,7 +70,7 @@ def outcome_as_dict(row: DecisionOutcome) -> dict[str, Any]:
         "return_pct": as_text(row.return_pct),
         "profit_loss": as_text(row.profit_loss),
         "is_correct": row.is_correct,
-        "evaluated_at": _iso(row.evaluated_at),
+        "evaluated_at": iso(row.evaluated_at),
         "details": row.details,
     }
 
@@ -87,7 +84,7 @@ def prediction_as_dict(row: MLPrediction) -> dict[str, Any]:
         "prediction_type": row.prediction_type,
         "confidence": row.confidence,
         "features": row.features,
-        "target_time": _iso(row.target_time),
+        "target_time": iso(row.target_time),
         "actual_value": row.actual_value,
-        "created_at": _iso(row.created_at),
+        "created_at": iso(row.created_at),
     }

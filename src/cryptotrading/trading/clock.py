@@ -16,6 +16,11 @@ def maybe_utc(value: datetime | None) -> datetime | None:
     return None if value is None else as_utc(value)
 
 
+def iso(value: datetime | None) -> str | None:
+    """ISO-8601 text of *value*, or None (for JSON views)."""
+    return None if value is None else value.isoformat()
+
+
 def parse_time(text: str, what: str = "time") -> datetime:
     """An ISO-8601 time (``2021-01-04``, ``2021-01-04T12:00``, ``...+02:00``) in UTC."""
     try:

@@ -36,7 +36,7 @@ from cryptotrading.models.trading import (
     TradingOrder,
 )
 from cryptotrading.models.users import User
-from cryptotrading.trading.clock import maybe_utc
+from cryptotrading.trading.clock import iso, maybe_utc
 from cryptotrading.trading.money import ZERO, as_text, exact, parse, quantize, storable
 from cryptotrading.trading.positions import Fill, record_fill_on_position
 
@@ -500,6 +500,6 @@ def order_as_dict(order: TradingOrder) -> dict[str, Any]:
         "fee_currency": order.fee_currency,
         "time_in_force": order.time_in_force,
         "fills": order.fills or [],
-        "submitted_at": order.submitted_at.isoformat() if order.submitted_at else None,
-        "closed_at": order.closed_at.isoformat() if order.closed_at else None,
+        "submitted_at": iso(order.submitted_at),
+        "closed_at": iso(order.closed_at),
     }

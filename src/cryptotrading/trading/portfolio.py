@@ -24,6 +24,7 @@ from cryptotrading.db import READ_ONLY, unit_of_work, utcnow
 from cryptotrading.errors import NotFoundError
 from cryptotrading.models.trading import PortfolioPosition, TradingOrder
 from cryptotrading.models.users import User
+from cryptotrading.trading.clock import iso
 from cryptotrading.trading.money import ZERO, as_text, exact, parse, quantize, storable
 from cryptotrading.trading.positions import mark
 from cryptotrading.trading.prices import latest_price
@@ -129,8 +130,8 @@ def position_as_dict(position: PortfolioPosition) -> dict[str, Any]:
         "fees_paid": as_text(position.fees_paid),
         "last_price": as_text(position.last_price),
         "market_value": as_text(position.market_value),
-        "opened_at": position.opened_at.isoformat() if position.opened_at else None,
-        "closed_at": position.closed_at.isoformat() if position.closed_at else None,
+        "opened_at": iso(position.opened_at),
+        "closed_at": iso(position.closed_at),
         "version": position.version,
     }
 
