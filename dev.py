@@ -42,6 +42,50 @@ def ensure_venv() -> None:
     STAMP.touch()
 
 
+def main_job(cli: Path) -> None:
+    """Initialise ./data, load the real market data shipped beside the repo (when
+    present), measure its quality, back it up, check and describe every store."""
+    sh(cli, "init")
+    market = Path(os.environ.get("CRYPTOTRADING_SHARED_DIR", ROOT.parent / "shared"))
+    market = market / "data" / "market"
+    binance = market / "binance_nfi_2020-12_2021-07"
+    if binance.is_dir():
+        for pair, timeframe in (("BTC_USDT", "1h"), ("ETH_USDT", "1h"), ("BTC_USDT", "5m")):
+            symbol = pair.replace("_", "/")
+            sh(
+                cli,
+                "market",
+                "import",
+                binance / f"{pair}-{timeframe}.json",
+                "--symbol",
+                symbol,
+                "--timeframe",
+                timeframe,
+                "--exchange",
+                "binance",
+            )
+        sh(
+            cli,
+            "market",
+            "show",
+            "BTC/USDT",
+            "--timeframe",
+            "1d",
+            "--exchange",
+            "binance",
+            "--start",
+            "2021-07-10",
+        )
+        sh(cli, "market", "gaps", "BTC/USDT", "--timeframe", "1h", "--exchange", "binance")
+        sh(cli, "market", "quality")
+    fear_greed = market / "sentiment" / "CRYPTO_FNG_INDEX.csv"
+    if fear_greed.is_file():
+        sh(cli, "services", "sentiment", "import", fear_greed)
+    sh(cli, "backup", "create", "--store", "app")
+    sh(cli, "db", "check")
+    sh(cli, "db", "info")
+
+
 def lint() -> None:
     sh(BIN / "ruff", "check", "src", "tests", "bench", "scripts", "dev.py")
     sh(BIN / "ruff", "format", "--check", "src", "tests", "bench", "scripts", "dev.py")
@@ -56,10 +100,7 @@ def main(argv: list[str]) -> None:
     ensure_venv()
     os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     if task == "run":
-        cli = BIN / "cryptotrading"
-        sh(cli, "init")
-        sh(cli, "db", "check")
-        sh(cli, "db", "info")
+        main_job(BIN / "cryptotrading")
     elif task == "lint":
         lint()
     elif task == "test":

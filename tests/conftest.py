@@ -237,7 +237,7 @@ def sqlite_templates(layout: str) -> Path:
         from cryptotrading.ops.lifecycle import initialize
 
         data_dir = Path(tempfile.mkdtemp(prefix=f"ct-template-{layout}-")) / "data"
-        with Stores(Settings(data_dir=data_dir, layout=layout)) as stores:  # type: ignore[arg-type]
+        with Stores(Settings(data_dir=data_dir, layout=layout)) as stores:
             initialize(stores)
         _SQLITE_TEMPLATES[layout] = data_dir
     return _SQLITE_TEMPLATES[layout]
