@@ -299,6 +299,10 @@ def _lock(session: Session, order_id: str) -> TradingOrder:
         .with_for_update()
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
+    return _found(order, order_id)
+
+
+def _found(order: TradingOrder | None, order_id: str) -> TradingOrder:
     if order is None:
         raise NotFoundError(
             f"order {order_id!r} does not exist",
@@ -377,6 +381,12 @@ def _check_fill_price(order: TradingOrder, price: Decimal) -> None:
         )
 
 
+def fills_notional(fills: list[dict[str, Any]] | None) -> Decimal:
+    """The exact sum of price x amount over an order's ``fills`` (call inside
+    :func:`~cryptotrading.trading.money.exact`)."""
+    return sum((Decimal(f["price"]) * Decimal(f["amount"]) for f in fills or []), start=ZERO)
+
+
 def fill_order(
     engine: Engine,
     order_id: str,
@@ -418,7 +428,7 @@ def fill_order(
         )
         with exact():
             filled = order.filled_amount + fill_amount
-            notional = sum((Decimal(f["price"]) * Decimal(f["amount"]) for f in fills), start=ZERO)
+            notional = fills_notional(fills)
             order.average_fill_price = quantize(notional / filled)
             order.filled_amount = filled
             order.fee = storable(order.fee + fill_fee, "order fee")
@@ -445,12 +455,7 @@ def get_order(engine: Engine, order_id: str) -> TradingOrder:
         order = session.execute(
             select(TradingOrder).where(TradingOrder.order_id == order_id)
         ).scalar_one_or_none()
-    if order is None:
-        raise NotFoundError(
-            f"order {order_id!r} does not exist",
-            hint="List orders with `cryptotrading orders list`.",
-        )
-    return order
+    return _found(order, order_id)
 
 
 def list_orders(

@@ -26,6 +26,7 @@ from cryptotrading.models.trading import PortfolioPosition, TradingOrder
 from cryptotrading.models.users import User
 from cryptotrading.trading.clock import iso
 from cryptotrading.trading.money import ZERO, as_text, exact, parse, quantize, storable
+from cryptotrading.trading.orders import fills_notional
 from cryptotrading.trading.positions import mark
 from cryptotrading.trading.prices import latest_price
 
@@ -276,8 +277,6 @@ def _trading_cash_flow(app_engine: Engine, user_id: int) -> Decimal:
     flow = ZERO
     with exact():
         for side, fills, fee in orders:
-            notional = sum(
-                (Decimal(f["price"]) * Decimal(f["amount"]) for f in fills or []), start=ZERO
-            )
+            notional = fills_notional(fills)
             flow += (notional if side == "sell" else -notional) - fee
     return flow
