@@ -15,6 +15,7 @@ from sqlalchemy import Engine, Select, select
 from cryptotrading.db import READ_ONLY, translate_errors
 from cryptotrading.errors import NotFoundError
 from cryptotrading.models.market import TimeSeries
+from cryptotrading.trading.clock import as_utc
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,7 @@ class Candle:
 
 def to_ms(when: datetime) -> int:
     """Epoch milliseconds of *when* (naive = UTC)."""
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return int(when.timestamp() * 1000)
+    return int(as_utc(when).timestamp() * 1000)
 
 
 def from_ms(timestamp: int) -> datetime:
@@ -84,10 +83,6 @@ def _one(engine: Engine, query: Select[tuple[TimeSeries]]) -> Candle | None:
     )
 
 
-def _columns() -> Select[tuple[TimeSeries]]:
-    return select(TimeSeries)
-
-
 def latest_candle(
     engine: Engine,
     symbol: str,
@@ -97,7 +92,7 @@ def latest_candle(
     as_of: datetime | None = None,
 ) -> Candle:
     """The newest candle of *symbol* (opened at or before *as_of*, when given)."""
-    query = _filtered(_columns(), symbol, frequency, exchange)
+    query = _filtered(select(TimeSeries), symbol, frequency, exchange)
     if as_of is not None:
         query = query.where(TimeSeries.timestamp <= to_ms(as_of))
     candle = _one(engine, query.order_by(TimeSeries.timestamp.desc(), TimeSeries.frequency))
@@ -131,7 +126,7 @@ def candle_at_or_after(
     exchange: str | None = None,
 ) -> Candle:
     """The first candle of *symbol* opened at or after *when*."""
-    query = _filtered(_columns(), symbol, frequency, exchange)
+    query = _filtered(select(TimeSeries), symbol, frequency, exchange)
     query = query.where(TimeSeries.timestamp >= to_ms(when))
     candle = _one(engine, query.order_by(TimeSeries.timestamp.asc(), TimeSeries.frequency))
     if candle is None:
