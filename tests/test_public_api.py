@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
+
+import pytest
 
 import cryptotrading
 from cryptotrading import errors
@@ -18,6 +21,30 @@ def test_all_is_sorted_and_complete() -> None:
         if not name.startswith("_") and not inspect.ismodule(value)
     }
     assert public <= set(cryptotrading.__all__), public - set(cryptotrading.__all__)
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "cryptotrading.intelligence",
+        "cryptotrading.market",
+        "cryptotrading.models",
+        "cryptotrading.security",
+        "cryptotrading.trading",
+    ],
+)
+def test_subpackage_exports_resolve(module: str) -> None:
+    package = importlib.import_module(module)
+    exported = package.__all__
+    assert len(exported) == len(set(exported))
+    for name in exported:
+        assert hasattr(package, name), f"{module}.{name}"
+
+
+def test_every_error_is_exported() -> None:
+    for name, value in vars(errors).items():
+        if inspect.isclass(value) and issubclass(value, errors.CryptotradingError):
+            assert name in cryptotrading.__all__, name
 
 
 def test_one_exception_tree_with_hints() -> None:

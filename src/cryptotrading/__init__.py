@@ -5,6 +5,7 @@ Only the names in ``__all__`` are public; everything else may change.
 
 from cryptotrading.db.session import unit_of_work
 from cryptotrading.errors import (
+    AuthenticationError,
     ConfigurationError,
     CryptotradingError,
     DataDirError,
@@ -15,18 +16,23 @@ from cryptotrading.errors import (
     StoreError,
     StoreUnavailableError,
     ValidationError,
+    VaultError,
 )
+from cryptotrading.market import MarketStore
 from cryptotrading.ops.lifecycle import initialize
+from cryptotrading.security import UserService, Vault
 from cryptotrading.settings import Settings, load_settings
 from cryptotrading.stores import Store, Stores
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuthenticationError",
     "ConfigurationError",
     "CryptotradingError",
     "DataDirError",
     "IntegrityViolationError",
+    "MarketStore",
     "NotFoundError",
     "SchemaVersionError",
     "Settings",
@@ -35,7 +41,10 @@ __all__ = [
     "StoreError",
     "StoreUnavailableError",
     "Stores",
+    "UserService",
     "ValidationError",
+    "Vault",
+    "VaultError",
     "__version__",
     "initialize",
     "load_settings",
