@@ -183,10 +183,10 @@ def decide(
         return decision
 
 
-def _pending(session: Session, decision_id: int) -> TradingDecision:
-    decision = session.execute(
-        select(TradingDecision).where(TradingDecision.id == decision_id).with_for_update()
-    ).scalar_one_or_none()
+def load_decision(session: Session, decision_id: int, *, lock: bool = False) -> TradingDecision:
+    """The decision (not soft-deleted), row-locked with *lock*, else NotFoundError."""
+    query = select(TradingDecision).where(TradingDecision.id == decision_id)
+    decision = session.execute(query.with_for_update() if lock else query).scalar_one_or_none()
     if decision is None or decision.deleted_at is not None:
         raise NotFoundError(
             f"decision {decision_id} does not exist",
@@ -214,7 +214,7 @@ def execute_decision(
     """
     coid = client_order_id or f"decision-{decision_id}"
     with unit_of_work(engine.execution_options(**{READ_ONLY: True}), "app store") as session:
-        snapshot = _pending(session, decision_id)
+        snapshot = load_decision(session, decision_id)
     if snapshot.action == "hold":
         raise ValidationError(
             f"decision {decision_id} is a hold: there is no order to place",
@@ -247,7 +247,7 @@ def execute_decision(
     )
     try:
         with unit_of_work(engine, "app store") as session:
-            decision = _pending(session, decision_id)
+            decision = load_decision(session, decision_id, lock=True)
             if decision.status == "cancelled":
                 raise ValidationError(
                     f"decision {decision_id} is cancelled", hint="Make a new decision."
@@ -265,7 +265,7 @@ def execute_decision(
 def cancel_decision(engine: Engine, decision_id: int) -> TradingDecision:
     """Mark a ``pending`` decision ``cancelled``."""
     with unit_of_work(engine, "app store") as session:
-        decision = _pending(session, decision_id)
+        decision = load_decision(session, decision_id, lock=True)
         if decision.status != "pending":
             raise ValidationError(
                 f"decision {decision_id} is {decision.status}: only pending decisions "
@@ -279,14 +279,14 @@ def cancel_decision(engine: Engine, decision_id: int) -> TradingDecision:
 def delete_decision(engine: Engine, decision_id: int) -> TradingDecision:
     """Soft-delete a decision (kept for the audit trail, hidden from lists and reports)."""
     with unit_of_work(engine, "app store") as session:
-        decision = _pending(session, decision_id)
+        decision = load_decision(session, decision_id, lock=True)
         decision.soft_delete()
         return decision
 
 
 def get_decision(engine: Engine, decision_id: int) -> TradingDecision:
     with unit_of_work(engine.execution_options(**{READ_ONLY: True}), "app store") as session:
-        return _pending(session, decision_id)
+        return load_decision(session, decision_id)
 
 
 def list_decisions(

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from cryptotrading.db import READ_ONLY, unit_of_work, utcnow
 from cryptotrading.errors import NotFoundError, ValidationError
+from cryptotrading.intelligence.decisions import load_decision
 from cryptotrading.models.intelligence import DecisionOutcome, TradingDecision
 from cryptotrading.models.trading import TradingOrder
 from cryptotrading.trading.money import ZERO, as_text, exact, parse, quantize
@@ -140,12 +141,7 @@ def evaluate_decision(
         )
     band = parse(hold_band, "hold band", positive=True)
     with unit_of_work(app_engine.execution_options(**{READ_ONLY: True}), "app store") as session:
-        decision = session.get(TradingDecision, decision_id)
-        if decision is None or decision.deleted_at is not None:
-            raise NotFoundError(
-                f"decision {decision_id} does not exist",
-                hint="List decisions with `cryptotrading decisions list`.",
-            )
+        decision = load_decision(session, decision_id)
         existing = _existing(session, decision_id, horizon_minutes)
         if existing is not None:
             return existing
