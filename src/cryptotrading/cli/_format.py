@@ -15,6 +15,16 @@ from cryptotrading.cli._common import open_stores, print_table
 from cryptotrading.errors import ValidationError
 from cryptotrading.trading.clock import parse_time
 
+#: Options several command groups declare alike.
+UserOption = typer.Option(..., "--user", help="User id or username.")
+AtOption = typer.Option(None, "--at", help="When (ISO-8601, default now).")
+LimitOption = typer.Option(100, "--limit", min=1, help="At most this many.")
+SymbolOption = typer.Option(..., "--symbol", help="ccxt symbol, e.g. BTC/USDT.")
+SymbolFilterOption = typer.Option(None, "--symbol", help="Only this symbol.")
+FrequencyOption = typer.Option(None, "--frequency", help="Candle frequency, e.g. 1h.")
+ConfidenceOption = typer.Option(None, "--confidence", help="0..1.")
+OrderTypeOption = typer.Option("market", "--type", help="market, limit, stop, stop_limit.")
+
 
 def open_app_engine(ctx: typer.Context) -> Engine:
     """The engine of the app store of the configured layout (closed with the command)."""

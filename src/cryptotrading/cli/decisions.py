@@ -15,7 +15,19 @@ from cryptotrading.cli._common import (
     open_stores,
     print_table,
 )
-from cryptotrading.cli._format import json_object_option, open_app_engine, print_record, time_option
+from cryptotrading.cli._format import (
+    AtOption,
+    ConfidenceOption,
+    FrequencyOption,
+    LimitOption,
+    OrderTypeOption,
+    SymbolFilterOption,
+    SymbolOption,
+    json_object_option,
+    open_app_engine,
+    print_record,
+    time_option,
+)
 from cryptotrading.intelligence import decisions as service
 from cryptotrading.intelligence import outcomes, reports
 from cryptotrading.intelligence.views import (
@@ -33,8 +45,6 @@ decisions_app = typer.Typer(
     help="AI analyses, insights, decisions and outcome evaluation.",
 )
 
-AtOption = typer.Option(None, "--at", help="When (ISO-8601, default now).")
-
 
 def _short(value: str | None, places: int = 4) -> str | None:
     """A decimal text rounded for display (JSON output keeps every digit)."""
@@ -44,11 +54,11 @@ def _short(value: str | None, places: int = 4) -> str | None:
 @decisions_app.command()
 def analyze(
     ctx: typer.Context,
-    symbol: str = typer.Option(..., "--symbol", help="ccxt symbol, e.g. BTC/USDT."),
+    symbol: str = SymbolOption,
     model: str = typer.Option(..., "--model", help="Model that produced the analysis."),
     analysis_type: str = typer.Option(..., "--type", help="technical, sentiment, onchain ..."),
     signal: str = typer.Option(..., "--signal", help="bullish, bearish, neutral ..."),
-    confidence: float | None = typer.Option(None, "--confidence", help="0..1."),
+    confidence: float | None = ConfidenceOption,
     payload: str | None = typer.Option(None, "--payload", help="JSON object with details."),
     at: str | None = AtOption,
     as_json: bool = JsonOption,
@@ -128,7 +138,7 @@ def execute(
     ctx: typer.Context,
     decision_id: int = typer.Argument(..., help="Decision to execute."),
     amount: str | None = typer.Option(None, "--amount", help="Default: the decision quantity."),
-    order_type: str = typer.Option("market", "--type", help="market, limit, stop, stop_limit."),
+    order_type: str = OrderTypeOption,
     price: str | None = typer.Option(None, "--price", help="Limit price."),
     stop_price: str | None = typer.Option(None, "--stop-price", help="Stop price."),
     exchange: str = typer.Option("", "--exchange", help="Exchange id."),
@@ -179,7 +189,7 @@ def evaluate(
     ctx: typer.Context,
     decision_id: int | None = typer.Argument(None, help="One decision (default: all due)."),
     horizon: int = typer.Option(..., "--horizon", min=1, help="Horizon in minutes."),
-    frequency: str | None = typer.Option(None, "--frequency", help="Candle frequency, e.g. 1h."),
+    frequency: str | None = FrequencyOption,
     hold_band: str = typer.Option("0.01", "--hold-band", help="Move counted as flat (0.01 = 1%)."),
     max_gap_minutes: int = typer.Option(
         360, "--max-gap", min=1, help="Refuse candles further than this after the target (min)."
@@ -242,9 +252,9 @@ def evaluate(
 @decisions_app.command("list")
 def list_(
     ctx: typer.Context,
-    symbol: str | None = typer.Option(None, "--symbol", help="Only this symbol."),
+    symbol: str | None = SymbolFilterOption,
     status: str | None = typer.Option(None, "--status", help="pending, executed, cancelled."),
-    limit: int = typer.Option(100, "--limit", min=1, help="At most this many."),
+    limit: int = LimitOption,
     as_json: bool = JsonOption,
 ) -> None:
     """List decisions, newest first."""

@@ -14,7 +14,12 @@ from cryptotrading.cli._common import (
     open_stores,
     print_table,
 )
-from cryptotrading.cli._format import json_object_option, open_app_engine, time_option
+from cryptotrading.cli._format import (
+    ConfidenceOption,
+    json_object_option,
+    open_app_engine,
+    time_option,
+)
 from cryptotrading.intelligence import registry
 from cryptotrading.intelligence.views import prediction_as_dict
 
@@ -22,13 +27,15 @@ models_app = typer.Typer(
     cls=ErrorReportingGroup, no_args_is_help=True, help="ML model registry and predictions."
 )
 
+NameArgument = typer.Argument(..., help="Model name.")
+VersionArgument = typer.Argument(..., help="Version.")
 VersionOption = typer.Option(None, "--version", help="Default: the production version.")
 
 
 @models_app.command()
 def register(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Model name."),
+    name: str = NameArgument,
     version: str = typer.Argument(..., help="Semantic version, e.g. 1.2.0."),
     framework: str | None = typer.Option(None, "--framework", help="sklearn, torch, xgboost ..."),
     artifact: str | None = typer.Option(None, "--artifact", help="Path (or URL) of the model."),
@@ -57,7 +64,7 @@ def register(
 @models_app.command()
 def promote(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Model name."),
+    name: str = NameArgument,
     version: str = typer.Argument(..., help="Version to put in production."),
     as_json: bool = JsonOption,
 ) -> None:
@@ -73,8 +80,8 @@ def promote(
 @models_app.command()
 def stage(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Model name."),
-    version: str = typer.Argument(..., help="Version."),
+    name: str = NameArgument,
+    version: str = VersionArgument,
     new_stage: str = typer.Argument(..., help="staging, production or archived."),
     as_json: bool = JsonOption,
 ) -> None:
@@ -121,12 +128,12 @@ def list_(
 @models_app.command()
 def predict(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Model name."),
+    name: str = NameArgument,
     value: float = typer.Option(..., "--value", help="The predicted value."),
     version: str | None = VersionOption,
     symbol: str | None = typer.Option(None, "--symbol", help="ccxt symbol."),
     prediction_type: str = typer.Option("price", "--type", help="price, return or direction."),
-    confidence: float | None = typer.Option(None, "--confidence", help="0..1."),
+    confidence: float | None = ConfidenceOption,
     target_time: str | None = typer.Option(None, "--target", help="Predicted time (ISO-8601)."),
     at: str | None = typer.Option(None, "--at", help="Prediction time (default now)."),
     features: str | None = typer.Option(None, "--features", help="JSON object of inputs."),
@@ -151,7 +158,7 @@ def predict(
 @models_app.command()
 def resolve(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Model name."),
+    name: str = NameArgument,
     version: str | None = VersionOption,
     frequency: str | None = typer.Option(None, "--frequency", help="Candle frequency."),
     as_json: bool = JsonOption,
@@ -171,7 +178,7 @@ def resolve(
 @models_app.command()
 def evaluate(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Model name."),
+    name: str = NameArgument,
     version: str | None = VersionOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -192,8 +199,8 @@ def evaluate(
 @models_app.command()
 def verify(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Model name."),
-    version: str = typer.Argument(..., help="Version."),
+    name: str = NameArgument,
+    version: str = VersionArgument,
     as_json: bool = JsonOption,
 ) -> None:
     """Check the artifact file against its registered SHA-256 (exit 1 on mismatch)."""

@@ -11,18 +11,28 @@ from cryptotrading.cli._common import (
     emit,
     print_table,
 )
-from cryptotrading.cli._format import open_app_engine, print_record, time_option
+from cryptotrading.cli._format import (
+    AtOption,
+    LimitOption,
+    OrderTypeOption,
+    SymbolFilterOption,
+    SymbolOption,
+    UserOption,
+    open_app_engine,
+    print_record,
+    time_option,
+)
 from cryptotrading.models.trading import TradingOrder
 from cryptotrading.trading import orders as service
 from cryptotrading.trading.accounts import resolve_user
 from cryptotrading.trading.money import as_text
 from cryptotrading.trading.portfolio import position_as_dict
 
+OrderIdArgument = typer.Argument(..., help="Order id (ord-...).")
+
 orders_app = typer.Typer(
     cls=ErrorReportingGroup, no_args_is_help=True, help="Orders: submit, fill, cancel, list."
 )
-
-UserOption = typer.Option(..., "--user", help="User id or username.")
 
 
 def _show(order: TradingOrder, title: str) -> None:
@@ -40,9 +50,9 @@ def _show(order: TradingOrder, title: str) -> None:
 def submit(
     ctx: typer.Context,
     user: str = UserOption,
-    symbol: str = typer.Option(..., "--symbol", help="ccxt symbol, e.g. BTC/USDT."),
+    symbol: str = SymbolOption,
     side: str = typer.Option(..., "--side", help="buy or sell."),
-    order_type: str = typer.Option("market", "--type", help="market, limit, stop, stop_limit."),
+    order_type: str = OrderTypeOption,
     amount: str = typer.Option(..., "--amount", help="Quantity in the base currency."),
     price: str | None = typer.Option(None, "--price", help="Limit price (limit, stop_limit)."),
     stop_price: str | None = typer.Option(None, "--stop-price", help="Stop (trigger) price."),
@@ -80,7 +90,7 @@ def submit(
 @orders_app.command()
 def fill(
     ctx: typer.Context,
-    order_id: str = typer.Argument(..., help="Order id (ord-...)."),
+    order_id: str = OrderIdArgument,
     price: str = typer.Option(..., "--price", help="Fill price."),
     amount: str = typer.Option(..., "--amount", help="Filled quantity."),
     fee: str = typer.Option("0", "--fee", help="Fee paid, in the quote currency."),
@@ -116,11 +126,11 @@ def fill(
 def _event_command(event: str, doc: str) -> None:
     def command(
         ctx: typer.Context,
-        order_id: str = typer.Argument(..., help="Order id (ord-...)."),
+        order_id: str = OrderIdArgument,
         exchange_order_id: str | None = typer.Option(
             None, "--exchange-order-id", help="The exchange's id of the order."
         ),
-        at: str | None = typer.Option(None, "--at", help="When (ISO-8601, default now)."),
+        at: str | None = AtOption,
         as_json: bool = JsonOption,
     ) -> None:
         order = service.transition(
@@ -149,7 +159,7 @@ _event_command("expire", "Mark an open or partially filled order expired.")
 @orders_app.command()
 def show(
     ctx: typer.Context,
-    order_id: str = typer.Argument(..., help="Order id (ord-...)."),
+    order_id: str = OrderIdArgument,
     as_json: bool = JsonOption,
 ) -> None:
     """Show one order and its fills."""
@@ -161,9 +171,9 @@ def show(
 def list_(
     ctx: typer.Context,
     user: str | None = typer.Option(None, "--user", help="Only this user's orders."),
-    symbol: str | None = typer.Option(None, "--symbol", help="Only this symbol."),
+    symbol: str | None = SymbolFilterOption,
     status: str | None = typer.Option(None, "--status", help="Only this status."),
-    limit: int = typer.Option(100, "--limit", min=1, help="At most this many."),
+    limit: int = LimitOption,
     as_json: bool = JsonOption,
 ) -> None:
     """List orders, newest first."""

@@ -12,7 +12,12 @@ from cryptotrading.cli._common import (
     open_stores,
     print_table,
 )
-from cryptotrading.cli._format import open_app_engine, time_option
+from cryptotrading.cli._format import (
+    FrequencyOption,
+    UserOption,
+    open_app_engine,
+    time_option,
+)
 from cryptotrading.trading.accounts import resolve_user
 from cryptotrading.trading.portfolio import PortfolioSummary, position_as_dict, summarize
 from cryptotrading.trading.positions import list_positions
@@ -25,7 +30,7 @@ portfolio_app = typer.Typer(
 @portfolio_app.command()
 def positions(
     ctx: typer.Context,
-    user: str = typer.Option(..., "--user", help="User id or username."),
+    user: str = UserOption,
     include_closed: bool = typer.Option(False, "--all", help="Include closed positions."),
     as_json: bool = JsonOption,
 ) -> None:
@@ -94,12 +99,12 @@ def _render(summary: PortfolioSummary) -> None:
 @portfolio_app.command()
 def summary(
     ctx: typer.Context,
-    user: str = typer.Option(..., "--user", help="User id or username."),
+    user: str = UserOption,
     starting_cash: str = typer.Option("0", "--starting-cash", help="Cash before any trade."),
     as_of: str | None = typer.Option(
         None, "--as-of", help="Mark with the newest candle at or before this time (ISO-8601)."
     ),
-    frequency: str | None = typer.Option(None, "--frequency", help="Candle frequency, e.g. 1h."),
+    frequency: str | None = FrequencyOption,
     no_mark: bool = typer.Option(False, "--no-mark", help="Use the stored marks, no prices."),
     as_json: bool = JsonOption,
 ) -> None:
