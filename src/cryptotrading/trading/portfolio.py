@@ -13,7 +13,7 @@ Prices come from the market store: the close of the newest candle (at or before
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -216,13 +216,9 @@ def summarize(
         gross = sum((abs(e.market_value or ZERO) for e in exposures), start=ZERO)
         net = sum((e.market_value or ZERO for e in exposures), start=ZERO)
         exposures = [
-            Exposure(
-                **{
-                    **e.__dict__,
-                    "share_of_gross": (
-                        quantize(abs(e.market_value or ZERO) / gross) if gross else None
-                    ),
-                }
+            replace(
+                e,
+                share_of_gross=quantize(abs(e.market_value or ZERO) / gross) if gross else None,
             )
             for e in exposures
         ]
