@@ -176,7 +176,6 @@ def render_rows(report: Sequence[CalibrationRow]) -> tuple[list[str], list[list[
     columns = [*keys, "n", "hits", "hit rate", "mean conf", "gap", "avg return %", "avg P&L"]
     rows = []
     for row in report:
-        data = row.as_dict()
         rows.append(
             [
                 *(row.key[k] for k in keys),
@@ -186,7 +185,7 @@ def render_rows(report: Sequence[CalibrationRow]) -> tuple[list[str], list[list[
                 f"{row.mean_confidence:.2f}",
                 f"{row.calibration_gap:+.2f}",
                 f"{row.average_return_pct:.3f}",
-                "-" if data["average_pnl"] is None else f"{row.average_pnl:.2f}",
+                "-" if row.average_pnl is None else f"{row.average_pnl:.2f}",
             ]
         )
     return columns, rows
