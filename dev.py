@@ -105,7 +105,8 @@ def main(argv: list[str]) -> None:
         lint()
     elif task == "test":
         lint()
-        sh(BIN / "pytest", *rest)
+        parallel = [] if any(arg.startswith("-n") for arg in rest) else ["-n", "auto"]
+        sh(BIN / "pytest", *parallel, *rest)
     elif task == "bench":
         for script in sorted((ROOT / "bench").glob("bench_*.py")):
             sh(BIN / "python", script, *rest)
