@@ -22,7 +22,6 @@ from cryptotrading.cli._common import (
 )
 from cryptotrading.errors import ValidationError
 from cryptotrading.market.candles import COLUMNS, Candles
-from cryptotrading.market.download import download_ohlcv, make_exchange
 from cryptotrading.market.formats import EXPORT_FORMATS, FORMATS, write_candles_file
 from cryptotrading.market.importer import DEFAULT_BATCH, import_file
 from cryptotrading.market.quality import find_gaps, quality_pass
@@ -311,6 +310,8 @@ def download_command(
     as_json: bool = JsonOption,
 ) -> None:
     """Download candles with ccxt; resumes from the newest stored candle."""
+    from cryptotrading.market.download import download_ohlcv, make_exchange  # ccxt: slow import
+
     market = _market(ctx)
     client = make_exchange(exchange)
     with progress_bar(f"downloading {symbol} {timeframe} from {exchange}") as bar:
@@ -358,6 +359,8 @@ def tickers_command(
     as_json: bool = JsonOption,
 ) -> None:
     """Fetch tickers with ccxt and store them per source (market_data_sources, market_data)."""
+    from cryptotrading.market.download import make_exchange  # ccxt: slow import
+
     stores = open_stores(ctx)
     clients = [make_exchange(name) for name in exchanges]
     stored = fetch_and_store(stores, clients, symbols)
