@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from cryptotrading.db.engine import READ_ONLY
 from cryptotrading.errors import (
     CryptotradingError,
     DataDirError,
@@ -66,4 +67,12 @@ def unit_of_work(engine: Engine, where: str = "database") -> Iterator[Session]:
         Session(engine, expire_on_commit=False) as session,
         session.begin(),
     ):
+        yield session
+
+
+@contextmanager
+def read_session(engine: Engine, where: str = "database") -> Iterator[Session]:
+    """A unit of work for reading: SQLite opens it with a deferred BEGIN (a shared
+    lock, so readers never queue behind the write lock); driver errors translated."""
+    with unit_of_work(engine.execution_options(**{READ_ONLY: True}), where) as session:
         yield session

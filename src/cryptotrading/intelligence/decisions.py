@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from cryptotrading.db import READ_ONLY, unit_of_work, utcnow
+from cryptotrading.db import unit_of_work, utcnow
+from cryptotrading.db.session import read_session
 from cryptotrading.errors import IntegrityViolationError, NotFoundError, ValidationError
 from cryptotrading.intelligence._validate import document, probability, text
 from cryptotrading.models.intelligence import AIAnalysis, AIInsight, TradingDecision
@@ -213,7 +214,7 @@ def execute_decision(
     decision twice returns the first order.
     """
     coid = client_order_id or f"decision-{decision_id}"
-    with unit_of_work(engine.execution_options(**{READ_ONLY: True}), "app store") as session:
+    with read_session(engine, "app store") as session:
         snapshot = load_decision(session, decision_id)
     if snapshot.action == "hold":
         raise ValidationError(
@@ -285,7 +286,7 @@ def delete_decision(engine: Engine, decision_id: int) -> TradingDecision:
 
 
 def get_decision(engine: Engine, decision_id: int) -> TradingDecision:
-    with unit_of_work(engine.execution_options(**{READ_ONLY: True}), "app store") as session:
+    with read_session(engine, "app store") as session:
         return load_decision(session, decision_id)
 
 
@@ -310,7 +311,7 @@ def list_decisions(
         query = query.where(TradingDecision.status == status)
     if user_id is not None:
         query = query.where(TradingDecision.user_id == user_id)
-    with unit_of_work(engine.execution_options(**{READ_ONLY: True}), "app store") as session:
+    with read_session(engine, "app store") as session:
         return list(session.execute(query).scalars())
 
 
@@ -321,5 +322,5 @@ def list_insights(
     query = select(AIInsight).order_by(AIInsight.id.desc()).limit(limit)
     if symbol is not None:
         query = query.where(AIInsight.symbol == symbol)
-    with unit_of_work(engine.execution_options(**{READ_ONLY: True}), "app store") as session:
+    with read_session(engine, "app store") as session:
         return list(session.execute(query).scalars())

@@ -26,7 +26,8 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from cryptotrading.db import READ_ONLY, unit_of_work, utcnow
+from cryptotrading.db import unit_of_work, utcnow
+from cryptotrading.db.session import read_session
 from cryptotrading.errors import NotFoundError, ValidationError
 from cryptotrading.intelligence.decisions import load_decision
 from cryptotrading.models.intelligence import DecisionOutcome, TradingDecision
@@ -73,7 +74,7 @@ def _entry(
     frequency: str | None,
     max_gap: timedelta,
 ) -> Entry:
-    with unit_of_work(app_engine.execution_options(**{READ_ONLY: True}), "app store") as session:
+    with read_session(app_engine, "app store") as session:
         orders = list(
             session.execute(
                 select(TradingOrder)
@@ -140,7 +141,7 @@ def evaluate_decision(
             hint="Give the horizon in minutes, for example 1440 for a day.",
         )
     band = parse(hold_band, "hold band", positive=True)
-    with unit_of_work(app_engine.execution_options(**{READ_ONLY: True}), "app store") as session:
+    with read_session(app_engine, "app store") as session:
         decision = load_decision(session, decision_id)
         existing = _existing(session, decision_id, horizon_minutes)
         if existing is not None:
@@ -222,7 +223,7 @@ def evaluate_pending(
 ) -> Sweep:
     """Evaluate every pending or executed decision without an outcome at this
     horizon; decisions whose horizon has no candle yet are listed in ``not_due``."""
-    with unit_of_work(app_engine.execution_options(**{READ_ONLY: True}), "app store") as session:
+    with read_session(app_engine, "app store") as session:
         done = select(DecisionOutcome.decision_id).where(
             DecisionOutcome.horizon_minutes == horizon_minutes
         )

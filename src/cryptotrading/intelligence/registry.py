@@ -25,7 +25,8 @@ import numpy as np
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from cryptotrading.db import READ_ONLY, unit_of_work, utcnow
+from cryptotrading.db import unit_of_work, utcnow
+from cryptotrading.db.session import read_session
 from cryptotrading.errors import IntegrityViolationError, NotFoundError, ValidationError
 from cryptotrading.intelligence._validate import document, probability, text
 from cryptotrading.models.intelligence import MLModel, MLPrediction
@@ -150,7 +151,7 @@ def _find(session: Session, name: str, version: str) -> MLModel | None:
 
 def get_model(engine: Engine, name: str, version: str | None = None) -> MLModel:
     """A version of *name*; without *version*, the production version."""
-    with unit_of_work(engine.execution_options(**{READ_ONLY: True}), "app store") as session:
+    with read_session(engine, "app store") as session:
         return _resolve(session, name, version)
 
 
@@ -221,7 +222,7 @@ def list_models(engine: Engine, name: str | None = None) -> list[MLModel]:
     query = select(MLModel).where(MLModel.deleted_at.is_(None))
     if name is not None:
         query = query.where(MLModel.model_name == name)
-    with unit_of_work(engine.execution_options(**{READ_ONLY: True}), "app store") as session:
+    with read_session(engine, "app store") as session:
         models = list(session.execute(query).scalars())
     return sorted(models, key=lambda m: (m.model_name, version_key(m.version)))
 
@@ -315,7 +316,7 @@ def resolve_actuals(
     ``price`` = open at the target time; ``return`` = that over the open at the
     prediction time, minus 1; ``direction`` = the sign of that return.
     Returns how many were resolved (those without candles yet are left)."""
-    with unit_of_work(app_engine.execution_options(**{READ_ONLY: True}), "app store") as session:
+    with read_session(app_engine, "app store") as session:
         model = _resolve(session, name, version)
         pending = list(
             session.execute(

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from cryptotrading.db import READ_ONLY, unit_of_work
+from cryptotrading.db.session import read_session
 from cryptotrading.errors import ValidationError
 from cryptotrading.models.intelligence import (
     AIAnalysis,
@@ -101,7 +101,7 @@ def _rows(engine: Engine, horizon_minutes: int | None, bucket_width: float) -> l
     )
     if horizon_minutes is not None:
         query = query.where(DecisionOutcome.horizon_minutes == horizon_minutes)
-    with unit_of_work(engine.execution_options(**{READ_ONLY: True}), "app store") as session:
+    with read_session(engine, "app store") as session:
         result = session.execute(query).all()
     return [
         _Evaluated(

@@ -16,11 +16,10 @@ from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.orm import Session
 
 from cryptotrading.db.base import utcnow
-from cryptotrading.db.session import unit_of_work
+from cryptotrading.db.session import read_session, unit_of_work
 from cryptotrading.errors import AuthenticationError, NotFoundError, ValidationError
 from cryptotrading.models.users import User
 from cryptotrading.security import api_keys, passwords
-from cryptotrading.security._db import read_session
 from cryptotrading.security.api_keys import IssuedApiKey
 
 log = logging.getLogger(__name__)

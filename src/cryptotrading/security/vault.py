@@ -23,12 +23,11 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from cryptotrading.db.base import utcnow
-from cryptotrading.db.session import unit_of_work
+from cryptotrading.db.session import read_session, unit_of_work
 from cryptotrading.errors import NotFoundError, ValidationError, VaultError
 from cryptotrading.models.security import EncryptionKeyMetadata
 from cryptotrading.models.users import ApiCredential, User
 from cryptotrading.security import keyring
-from cryptotrading.security._db import read_session
 from cryptotrading.security.crypto import KdfParams, SealError, associated_data, open_sealed, seal
 from cryptotrading.security.keyring import ACTIVE, RETIRED, DataKey, MasterSecret
 from cryptotrading.security.users import find_user, validate_username

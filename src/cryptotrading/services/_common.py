@@ -13,8 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
-from cryptotrading.db.engine import READ_ONLY
-from cryptotrading.db.session import translate_errors
+from cryptotrading.db.session import read_session as db_read_session
 from cryptotrading.errors import ValidationError
 
 WHERE = "app store"
@@ -22,9 +21,8 @@ WHERE = "app store"
 
 @contextmanager
 def read_session(engine: Engine) -> Iterator[Session]:
-    """A read-only session (deferred BEGIN on SQLite), driver errors translated."""
-    reader = engine.execution_options(**{READ_ONLY: True})
-    with translate_errors(WHERE), Session(reader, expire_on_commit=False) as session:
+    """A read-only unit of work on the app store (see :func:`db.session.read_session`)."""
+    with db_read_session(engine, WHERE) as session:
         yield session
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, select
 
-from cryptotrading.db import READ_ONLY, unit_of_work
+from cryptotrading.db.session import read_session
 from cryptotrading.errors import NotFoundError
 from cryptotrading.models.users import User
 
 
 def resolve_user(engine: Engine, ref: str) -> int:
     """The id of the user named *ref* (a numeric id or a username)."""
-    with unit_of_work(engine.execution_options(**{READ_ONLY: True}), "app store") as session:
+    with read_session(engine, "app store") as session:
         query = select(User.id).where(User.deleted_at.is_(None))
         if ref.isdigit():
             found = session.execute(query.where(User.id == int(ref))).scalar_one_or_none()

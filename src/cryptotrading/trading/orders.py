@@ -26,7 +26,8 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from cryptotrading.db import READ_ONLY, unit_of_work, utcnow
+from cryptotrading.db import unit_of_work, utcnow
+from cryptotrading.db.session import read_session
 from cryptotrading.errors import IntegrityViolationError, NotFoundError, ValidationError
 from cryptotrading.models.intelligence import TradingDecision
 from cryptotrading.models.trading import (
@@ -451,7 +452,7 @@ def fill_order(
 
 def get_order(engine: Engine, order_id: str) -> TradingOrder:
     """The order with *order_id* (our id, ``ord-...``)."""
-    with unit_of_work(engine.execution_options(**{READ_ONLY: True}), "app store") as session:
+    with read_session(engine, "app store") as session:
         order = session.execute(
             select(TradingOrder).where(TradingOrder.order_id == order_id)
         ).scalar_one_or_none()
@@ -479,7 +480,7 @@ def list_orders(
         query = query.where(TradingOrder.symbol == symbol)
     if status is not None:
         query = query.where(TradingOrder.status == status)
-    with unit_of_work(engine.execution_options(**{READ_ONLY: True}), "app store") as session:
+    with read_session(engine, "app store") as session:
         return list(session.execute(query).scalars())
 
 

@@ -20,7 +20,8 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from cryptotrading.db import READ_ONLY, unit_of_work, utcnow
+from cryptotrading.db import unit_of_work, utcnow
+from cryptotrading.db.session import read_session
 from cryptotrading.errors import NotFoundError
 from cryptotrading.models.trading import PortfolioPosition, TradingOrder
 from cryptotrading.models.users import User
@@ -264,7 +265,7 @@ def _load(app_engine: Engine, user_id: int) -> list[PortfolioPosition]:
 
 def _trading_cash_flow(app_engine: Engine, user_id: int) -> Decimal:
     """Cash received minus cash paid over all the user's fills, fees included."""
-    with unit_of_work(app_engine.execution_options(**{READ_ONLY: True}), "app store") as session:
+    with read_session(app_engine, "app store") as session:
         orders = session.execute(
             select(TradingOrder.side, TradingOrder.fills, TradingOrder.fee).where(
                 TradingOrder.user_id == user_id

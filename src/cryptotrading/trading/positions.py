@@ -29,7 +29,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from cryptotrading.db import READ_ONLY, unit_of_work
+from cryptotrading.db.session import read_session
 from cryptotrading.errors import NotFoundError
 from cryptotrading.models.trading import PortfolioPosition
 from cryptotrading.trading.money import ZERO, exact, quantize, storable
@@ -179,7 +179,7 @@ def get_position(
     engine: Engine, user_id: int, symbol: str, exchange: str = ""
 ) -> PortfolioPosition:
     """The user's position in *symbol* on *exchange*."""
-    with unit_of_work(engine.execution_options(**{READ_ONLY: True})) as session:
+    with read_session(engine) as session:
         position = session.execute(
             select(PortfolioPosition).where(
                 PortfolioPosition.user_id == user_id,
@@ -199,7 +199,7 @@ def list_positions(
     engine: Engine, user_id: int, *, include_closed: bool = False
 ) -> list[PortfolioPosition]:
     """The user's positions, open ones only unless *include_closed*."""
-    with unit_of_work(engine.execution_options(**{READ_ONLY: True})) as session:
+    with read_session(engine) as session:
         rows = list(
             session.execute(
                 select(PortfolioPosition)
