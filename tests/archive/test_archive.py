@@ -224,3 +224,13 @@ def test_ages() -> None:
     assert parse_age("90d") == timedelta(days=90)
     assert parse_age("12h") == timedelta(hours=12)
     assert parse_age("2w") == timedelta(weeks=2)
+
+
+def test_a_partition_whose_first_write_never_completed_is_skipped(tmp_path: Path) -> None:
+    """An archiver killed between creating a month directory and renaming its file
+    into place leaves an empty directory (and maybe a temporary file) behind."""
+    month = tmp_path / "exchange=binance" / "symbol=BTC%2FUSDT" / "timeframe=1h" / "month=2021-01"
+    month.mkdir(parents=True)
+    (month / ".candles.parquet.12345.tmp").write_bytes(b"PAR1 partial")
+    assert read_archive(tmp_path, "BTC/USDT", "1h").num_rows == 0
+    assert verify_archive(tmp_path) == []

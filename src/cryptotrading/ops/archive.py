@@ -222,6 +222,8 @@ def _merge_into_file(root: Path, partition: Partition, rows: pa.Table) -> Path:
         b"cryptotrading.timeframe": partition.timeframe.encode(),
     }
     merged = merged.replace_schema_metadata(metadata)
+    for leftover in directory.glob(f".{FILE_NAME}.*.tmp"):  # from an archiver killed mid-write
+        leftover.unlink(missing_ok=True)
     temporary = directory / f".{FILE_NAME}.{os.getpid()}.tmp"
     pq.write_table(merged, temporary, compression="zstd")
     _fsync(temporary)
@@ -277,6 +279,8 @@ def read_archive(
         name = unquote(exchange_dir.name.split("=", 1)[1])
         name = "" if name == _EMPTY_EXCHANGE else name
         for month_dir in sorted((exchange_dir / symbol_dir / timeframe_dir).glob("month=*")):
+            if not (month_dir / FILE_NAME).is_file():
+                continue  # a first write that never completed: its rows are still hot
             month = Partition(name, symbol, timeframe, month_dir.name.split("=", 1)[1])
             first, last = month.bounds()
             if (start is not None and last <= start) or (end is not None and first >= end):
