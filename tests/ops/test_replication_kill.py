@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from cryptotrading.db.engine import READ_ONLY
 from cryptotrading.ops import replication
 from cryptotrading.stores import Stores
 from tests.conftest import ROOT, SettingsFactory, settings_env
@@ -99,7 +100,9 @@ def test_a_reader_of_the_replica_sees_whole_batches_only(make_settings: Settings
         seen = set()
         try:
             while replicator.poll() is None:
-                with replica.connect() as connection:
+                # A reader's deferred BEGIN: in WAL mode it never waits for the writer
+                # (BEGIN IMMEDIATE would queue behind every replica commit).
+                with replica.connect().execution_options(**{READ_ONLY: True}) as connection:
                     count = connection.exec_driver_sql("SELECT count(*) FROM time_series").scalar()
                 seen.add(int(count or 0))
                 time.sleep(0.005)
