@@ -81,6 +81,8 @@ def main_job(cli: Path) -> None:
     fear_greed = market / "sentiment" / "CRYPTO_FNG_INDEX.csv"
     if fear_greed.is_file():
         sh(cli, "services", "sentiment", "import", fear_greed)
+    sh(cli, "replicate")  # one incremental pass into rex.db
+    sh(cli, "replicate", "status")
     sh(cli, "backup", "create", "--store", "app")
     sh(cli, "db", "check")
     sh(cli, "db", "info")
