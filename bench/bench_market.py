@@ -165,6 +165,30 @@ def raw_connection(path: Path, *, autocommit: bool = True) -> sqlite3.Connection
     return conn
 
 
+def to_sql_through_engine(
+    stores: Stores, data: dict[str, pd.DataFrame], slow_rows: int
+) -> tuple[float, int]:
+    """Seconds of pandas ``to_sql(method="multi", chunksize=1000)`` through the
+    SQLAlchemy engine of *stores*' market store on the first *slow_rows* candles
+    (split over the symbols), and the number of candles written."""
+    per_symbol = max(1, slow_rows // len(SYMBOLS))
+    engine = stores.engine(stores.market)
+
+    def to_sql() -> None:
+        with engine.begin() as connection:
+            for symbol, frame in data.items():
+                wide(frame.iloc[:per_symbol], symbol).to_sql(
+                    "time_series",
+                    connection,
+                    if_exists="append",
+                    index=False,
+                    method="multi",
+                    chunksize=1000,
+                )
+
+    return timed(to_sql), per_symbol * len(SYMBOLS)
+
+
 def bench_sqlite(per_symbol: int, slow_rows: int, repeat: int) -> None:
     data = frames(per_symbol)
     total = per_symbol * len(SYMBOLS)
@@ -207,25 +231,9 @@ def bench_sqlite(per_symbol: int, slow_rows: int, repeat: int) -> None:
             raw = min(raw, timed(lambda: executemany(market_file(fresh.stores()))))
             pandas_raw = min(pandas_raw, timed(lambda: to_sql_raw(market_file(fresh.stores()))))
 
-        slow_per_symbol = max(1, slow_rows // len(SYMBOLS))
+        pandas_engine, slow_total = to_sql_through_engine(fresh.stores(), data, slow_rows)
+        slow_per_symbol = slow_total // len(SYMBOLS)
         subset = {s: f.iloc[:slow_per_symbol] for s, f in data.items()}
-        slow_total = slow_per_symbol * len(SYMBOLS)
-        engine_store = fresh.stores()
-        engine = engine_store.engine(engine_store.market)
-
-        def to_sql_engine() -> None:
-            with engine.begin() as connection:
-                for symbol, frame in subset.items():
-                    wide(frame, symbol).to_sql(
-                        "time_series",
-                        connection,
-                        if_exists="append",
-                        index=False,
-                        method="multi",
-                        chunksize=1000,
-                    )
-
-        pandas_engine = timed(to_sql_engine)
 
         orm_store = fresh.stores()
         orm_engine = orm_store.engine(orm_store.market)
@@ -357,25 +365,7 @@ def bench_postgresql(per_symbol: int, slow_rows: int) -> None:
         stores = fresh.stores()
         ours = ingest_ours(stores, data)
         again = ingest_ours(stores, data)
-        slow_per_symbol = max(1, slow_rows // len(SYMBOLS))
-        subset = {s: f.iloc[:slow_per_symbol] for s, f in data.items()}
-        slow_total = slow_per_symbol * len(SYMBOLS)
-        other = fresh.stores()
-        engine = other.engine(other.market)
-
-        def to_sql() -> None:
-            with engine.begin() as connection:
-                for symbol, frame in subset.items():
-                    wide(frame, symbol).to_sql(
-                        "time_series",
-                        connection,
-                        if_exists="append",
-                        index=False,
-                        method="multi",
-                        chunksize=1000,
-                    )
-
-        pandas_time = timed(to_sql)
+        pandas_time, slow_total = to_sql_through_engine(fresh.stores(), data, slow_rows)
         print(" ingest")
         report("MarketStore.write_ohlcv (binary COPY + upsert)", total / ours, "rows/s")
         report("re-ingest of the same rows", again / ours, "x fresh")
