@@ -12,7 +12,9 @@ ingest (SQLite)   ``MarketStore.write_ohlcv`` from a DataFrame vs pandas
                   ``add_all`` and raw ``sqlite3.executemany``; re-ingest of the same
                   million rows vs the fresh ingest.
 read              one symbol's 100k rows into a DataFrame vs ``pandas.read_sql``
-                  through a SQLAlchemy engine and raw ``sqlite3`` fetchall -> numpy.
+                  through a SQLAlchemy engine and raw ``sqlite3`` fetchall -> numpy;
+                  also the first read of a new process and the ``sqlite3``-module
+                  path (``native_reads=false``).
 latest            ``latest()`` of 10 symbols (index probes) vs a GROUP BY scan.
 resample          100k 1m -> 1h read-and-resample vs raw read + pandas ``resample``.
 size              on-disk bytes per candle.
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -102,6 +105,29 @@ def timed(action: Callable[[], Any]) -> float:
 
 def best(action: Callable[[], Any], repeat: int = 5) -> float:
     return min(timed(action) for _ in range(repeat))
+
+
+COLD_READ = """
+import sys, time
+from cryptotrading.market import MarketStore
+from cryptotrading.settings import Settings
+from cryptotrading.stores import Stores
+market = MarketStore(Stores(Settings(data_dir=sys.argv[1], layout="three")))
+began = time.perf_counter()
+market.read_ohlcv(sys.argv[2], "1m")
+print(time.perf_counter() - began)
+"""
+
+
+def cold_read(data_dir: Path, symbol: str) -> float:
+    """Seconds of the first ``read_ohlcv`` in a new process (imports excluded)."""
+    out = subprocess.run(
+        [sys.executable, "-c", COLD_READ, str(data_dir), symbol],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return float(out.stdout.strip())
 
 
 class Fresh:
@@ -291,8 +317,24 @@ def bench_sqlite(per_symbol: int, slow_rows: int, repeat: int) -> None:
             return np.array(raw_conn.execute(query, (symbol,)).fetchall())
 
         raw_read = best(raw_fetch)
+        plain_settings = ours_store.settings.model_copy(update={"native_reads": False})
+        with Stores(plain_settings) as plain_stores:
+            plain_market = MarketStore(plain_stores)
+            plain_read = best(lambda: plain_market.read_ohlcv(symbol, "1m"))
+        first_read = cold_read(ours_store.settings.data_dir, symbol)
         print(f" read one symbol ({per_symbol:,} rows) into a DataFrame")
         report("MarketStore.read_ohlcv", ours_read * 1000, "ms")
+        report(
+            "  first read of a new process (loads the compiled loop)",
+            first_read * 1000,
+            "ms",
+        )
+        report(
+            "  through the sqlite3 module (native_reads=false)",
+            plain_read * 1000,
+            "ms",
+            f"native {plain_read / ours_read:.2f}x faster",
+        )
         report(
             "pandas.read_sql through a SQLAlchemy engine",
             pandas_read * 1000,

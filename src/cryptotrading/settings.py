@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     slow_query_ms: float = Field(
         default=500.0, ge=0, description="Statements slower than this are logged as slow."
     )
+    native_reads: bool = Field(
+        default=True,
+        description="Large SQLite candle reads step the statement in compiled code.",
+    )
 
     @classmethod
     def settings_customise_sources(

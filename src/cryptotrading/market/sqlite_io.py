@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from cryptotrading.market import native_read
 from cryptotrading.market.candles import CANDLE_DTYPE, VALUE_COLUMNS, Candles
+from cryptotrading.market.timeframes import parse_timeframe
 
 ROWS_PER_STATEMENT = 500
 #: Candles per checksum comparison: identical re-ingests skip whole chunks.
@@ -128,12 +130,57 @@ def read(
     exchange: str | None,
     start: int | None,
     end: int | None,
+    *,
+    native: bool = False,
 ) -> Candles:
-    """Candles in ``[start, end)`` ordered by timestamp (all exchanges when None)."""
+    """Candles in ``[start, end)`` ordered by timestamp (all exchanges when None); with
+    *native*, large reads take :mod:`cryptotrading.market.native_read`."""
     where, params = _where(symbol, frequency, exchange, start, end)
+    sql = f"{_SELECT} WHERE {where} ORDER BY timestamp"
+    native_target = native and _native_target(conn, symbol, frequency, exchange, start, end)
+    if native_target:
+        path, expected = native_target
+        return native_read.read(
+            path, sql, params, busy_timeout_ms=_busy_timeout(conn), expected=expected
+        )
     # Streaming the cursor into numpy skips the intermediate list of fetchall().
-    cursor = conn.execute(f"{_SELECT} WHERE {where} ORDER BY timestamp", params)
-    return Candles.from_records(np.fromiter(cursor, CANDLE_DTYPE))
+    return Candles.from_records(np.fromiter(conn.execute(sql, params), CANDLE_DTYPE))
+
+
+def _native_target(
+    conn: sqlite3.Connection,
+    symbol: str,
+    frequency: str,
+    exchange: str | None,
+    start: int | None,
+    end: int | None,
+) -> tuple[str, int] | None:
+    """(database file, expected rows) when this read should take the native path: a
+    file database, no transaction open on *conn* (its uncommitted writes would be
+    invisible to another connection) and at least ``native_read.MIN_ROWS`` candles
+    expected from the stored span (two index probes)."""
+    if conn.in_transaction or not native_read.available():
+        return None
+    path = conn.execute("PRAGMA database_list").fetchone()[2]
+    if not path:
+        return None
+    where, params = _where(symbol, frequency, exchange, None, None)
+    span = (
+        f"SELECT (SELECT MIN(timestamp) FROM time_series WHERE {where}),"
+        f" (SELECT MAX(timestamp) FROM time_series WHERE {where})"
+    )
+    first, last = conn.execute(span, params + params).fetchone()
+    if first is None:
+        return None
+    first = first if start is None else max(first, start)
+    last = last if end is None else min(last, end - 1)
+    expected = (last - first) // parse_timeframe(frequency).ms + 1
+    return (path, expected) if expected >= native_read.MIN_ROWS else None
+
+
+def _busy_timeout(conn: sqlite3.Connection) -> int:
+    timeout: int = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+    return timeout
 
 
 def _where(

@@ -105,6 +105,7 @@ class MarketStore:
         self.engine: Engine = stores.engine(stores.market)
         self.backend = self.engine.dialect.name
         self._io: ModuleType = sqlite_io if self.backend == "sqlite" else postgres_io
+        self._native = self.backend == "sqlite" and stores.settings.native_reads
 
     @contextmanager
     def _connection(self, *, write: bool) -> Iterator[Any]:
@@ -222,7 +223,7 @@ class MarketStore:
             else:
                 source = self._finest_source(symbol, frame, sorted(stored))
                 read_low = None if low is None else frame.floor(low)
-            candles: Candles = self._io.read(conn, symbol, source.name, exchange, read_low, high)
+            candles = self._read_hot(conn, symbol, source.name, exchange, read_low, high)
             archived, archived_from = read_archived(
                 self.archive_dir, symbol, source.name, exchange, read_low, high
             )
@@ -259,6 +260,20 @@ class MarketStore:
             symbol, timeframe, start, end, exchange, complete_only=complete_only
         )
         return candles.convert(as_)
+
+    def _read_hot(
+        self,
+        conn: Any,
+        symbol: str,
+        frequency: str,
+        exchange: str | None,
+        start: int | None,
+        end: int | None,
+    ) -> Candles:
+        if self._native:
+            return sqlite_io.read(conn, symbol, frequency, exchange, start, end, native=True)
+        candles: Candles = self._io.read(conn, symbol, frequency, exchange, start, end)
+        return candles
 
     @staticmethod
     def _finest_source(symbol: str, frame: Timeframe, stored: Sequence[str]) -> Timeframe:
