@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy import text
 
 from cryptotrading.market import MarketStore
 from cryptotrading.ops.archive import archive_time_series
@@ -17,7 +18,7 @@ NOW = datetime(2021, 7, 18, tzinfo=UTC)
 
 
 def _hot_rows(market: MarketStore) -> int:
-    return sum(info.rows for info in market.series())
+    return sum(info.rows - info.archived for info in market.series())
 
 
 def test_reads_span_hot_and_archive(market: MarketStore, binance_dir: Path) -> None:
@@ -60,6 +61,45 @@ def test_archive_only_series_and_several_exchanges(market: MarketStore, binance_
     else:
         raise AssertionError("expected a ValidationError")
     assert len(market.read_ohlcv("LTC/USDT", "1h", exchange="kraken")) == 24
+
+
+def test_series_and_latest_include_the_archive(market: MarketStore, binance_dir: Path) -> None:
+    btc = load_rows(binance_dir / "BTC_USDT-1h.json")
+    doge = load_rows(binance_dir / "DOGE_USDT-1h.json")
+    market.write_ohlcv(btc, symbol="BTC/USDT", timeframe="1h", exchange="binance")
+    market.write_ohlcv(doge, symbol="DOGE/USDT", timeframe="1h", exchange="binance")
+    before = market.latest(["BTC/USDT", "DOGE/USDT"])
+    report = archive_time_series(market.engine, market.archive_dir, timedelta(days=60), now=NOW)
+    moved = {
+        symbol: sum(p["rows"] for p in report.partitions if p["symbol"] == symbol)
+        for symbol in ("BTC/USDT", "DOGE/USDT")
+    }
+    assert 0 < moved["BTC/USDT"] < len(btc) and 0 < moved["DOGE/USDT"] < len(doge)
+    # BTC entirely archived; DOGE keeps its recent candles hot
+    with market.engine.begin() as conn:
+        conn.execute(text("DELETE FROM time_series WHERE symbol = 'BTC/USDT'"))
+    series = {info.symbol: info for info in market.series()}
+    newest_archived = btc[moved["BTC/USDT"] - 1]
+    assert series["BTC/USDT"].rows == series["BTC/USDT"].archived == moved["BTC/USDT"]
+    assert (series["BTC/USDT"].first, series["BTC/USDT"].last) == (btc[0][0], newest_archived[0])
+    assert series["DOGE/USDT"].rows == len(doge)
+    assert series["DOGE/USDT"].archived == moved["DOGE/USDT"]
+    assert (series["DOGE/USDT"].first, series["DOGE/USDT"].last) == (doge[0][0], doge[-1][0])
+    latest = market.latest(["BTC/USDT", "DOGE/USDT", "XRP/USDT"])
+    assert latest["DOGE/USDT"] == before["DOGE/USDT"]
+    assert latest["BTC/USDT"][3:] == tuple(newest_archived)
+    assert latest["BTC/USDT"][:3] == ("BTC/USDT", "1h", "binance")
+    assert "XRP/USDT" not in latest
+    # a back-filled hot candle older than the archive does not hide the newer archived one
+    market.write_ohlcv([btc[0]], symbol="BTC/USDT", timeframe="1h", exchange="kraken")
+    assert market.latest("BTC/USDT")["BTC/USDT"].timestamp == newest_archived[0]
+    assert market.latest("BTC/USDT", exchange="kraken")["BTC/USDT"].timestamp == btc[0][0]
+    listed = cli_json(market.stores.settings, "market", "list", "--json")
+    assert {(item["symbol"], item["exchange"], item["archived"]) for item in listed} == {
+        ("BTC/USDT", "binance", moved["BTC/USDT"]),
+        ("BTC/USDT", "kraken", 0),
+        ("DOGE/USDT", "binance", moved["DOGE/USDT"]),
+    }
 
 
 def test_archive_cli(market: MarketStore, binance_dir: Path) -> None:

@@ -58,7 +58,7 @@ def test_bad_row_rejected_nothing_written(
     assert (market.read_ohlcv("ETH/USDT", "1h", as_="numpy") == before).all()
 
 
-@pytest.mark.parametrize("timeframe", ["1M", "7x", "0m", "", "h1", "5 m"])
+@pytest.mark.parametrize("timeframe", ["5M", "1y", "7x", "0m", "", "h1", "5 m"])
 def test_unknown_timeframe(market: MarketStore, good: list[list[Any]], timeframe: str) -> None:
     with pytest.raises(ValidationError, match="unknown timeframe"):
         market.write_ohlcv(good, symbol=SYMBOL, timeframe=timeframe)

@@ -14,11 +14,11 @@ MINUTE = 60_000
 
 
 @st.composite
-def candle_series(draw: st.DrawFn) -> Candles:
+def candle_series(draw: st.DrawFn, step: int = MINUTE, max_gap: int = 90) -> Candles:
     count = draw(st.integers(1, 400))
-    steps = draw(st.lists(st.integers(1, 90), min_size=count, max_size=count))
-    start = draw(st.integers(0, 10_000_000)) * MINUTE
-    ts = start + np.cumsum(np.asarray(steps, dtype=np.int64)) * MINUTE
+    steps = draw(st.lists(st.integers(1, max_gap), min_size=count, max_size=count))
+    start = draw(st.integers(0, 10_000_000 * MINUTE // step)) * step
+    ts = start + np.cumsum(np.asarray(steps, dtype=np.int64)) * step
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     close = 100 * np.exp(rng.normal(0, 0.01, count).cumsum())
@@ -52,10 +52,47 @@ def test_resample_matches_pandas(candles: Candles, target: str) -> None:
 @settings(max_examples=60, deadline=None)
 @given(candle_series())
 def test_gaps_account_for_every_missing_minute(candles: Candles) -> None:
-    gaps = gaps_in(candles, MINUTE)
+    gaps = gaps_in(candles, parse_timeframe("1m"))
     span = (int(candles.timestamp[-1]) - int(candles.timestamp[0])) // MINUTE + 1
     assert sum(gap.missing for gap in gaps) == span - len(candles)
     present = set(candles.timestamp.tolist())
     for gap in gaps:
         assert gap.start - MINUTE in present and gap.end in present
         assert not present & set(range(gap.start, gap.end, MINUTE))
+
+
+HOUR = 3_600_000
+
+
+@settings(max_examples=60, deadline=None)
+@given(candle_series(HOUR, 200), st.sampled_from(["1M", "3M", "12M"]))
+def test_calendar_months_match_pandas(candles: Candles, target: str) -> None:
+    """Hourly candles spanning years resample to calendar months, quarters and years
+    exactly as pandas' month-start rules; complete buckets hold every hour."""
+    out = resample(candles, parse_timeframe("1h"), parse_timeframe(target))
+    rule = {"1M": "MS", "3M": "QS-JAN", "12M": "YS"}[target]
+    agg = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+    resampled = candles.to_pandas().resample(rule)
+    expected = resampled.agg(agg).dropna(subset=["open"])
+    assert out.timestamp.tolist() == pd.DatetimeIndex(expected.index).as_unit("ms").asi8.tolist()
+    for name in ("open", "high", "low", "close"):
+        assert getattr(out, name).tolist() == expected[name].tolist()
+    complete = resample(candles, parse_timeframe("1h"), parse_timeframe(target), complete_only=True)
+    counts = resampled["close"].count()
+    starts = pd.DatetimeIndex(counts.index)
+    hours = (starts.shift(1, freq=rule) - starts) // pd.Timedelta(hours=1)
+    full = starts[counts.to_numpy() == hours.to_numpy()]
+    assert complete.timestamp.tolist() == full.as_unit("ms").asi8.tolist()
+
+
+@settings(max_examples=40, deadline=None)
+@given(candle_series(86_400_000, 70))
+def test_monthly_gaps_count_calendar_months(candles: Candles) -> None:
+    monthly = resample(candles, parse_timeframe("1d"), parse_timeframe("1M"))
+    month = parse_timeframe("1M")
+    gaps = gaps_in(monthly, month)
+    months = monthly.timestamp.astype("datetime64[ms]").astype("datetime64[M]").astype(int)
+    assert sum(gap.missing for gap in gaps) == months[-1] - months[0] + 1 - len(monthly)
+    for gap in gaps:
+        assert pd.Timestamp(gap.start, unit="ms").day == 1
+        assert gap.start not in set(monthly.timestamp.tolist())

@@ -9,7 +9,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from cryptotrading.errors import ValidationError
 from cryptotrading.market import CANDLE_DTYPE, MarketStore
+from cryptotrading.market.quality import find_gaps
 from tests.market.conftest import load_rows
 
 HOUR = 3_600_000
@@ -185,3 +187,43 @@ def test_latest_uses_the_index(market: MarketStore, binance_dir: Path) -> None:
             assert "Index Scan Backward" in detail and "Seq Scan" not in detail, detail
     found = market.latest(["BTC/USDT", "ETH/USDT"], timeframe="5m")
     assert found["ETH/USDT"].timestamp == load_rows(binance_dir / "ETH_USDT-5m.json")[-1][0]
+
+
+def test_calendar_months_from_real_hourly_candles(market: MarketStore, binance_dir: Path) -> None:
+    """BTC 1h (2020-12 .. 2021-07) read as 1M and 3M equals pandas' month-start
+    resampling; stored 1M candles must open on the 1st, and build 3M themselves."""
+    rows = load_rows(binance_dir / "BTC_USDT-1h.json")
+    market.write_ohlcv(rows, symbol="BTC/USDT", timeframe="1h", exchange="binance")
+    hourly = market.read_ohlcv("BTC/USDT", "1h")
+    agg = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+    monthly = market.read_ohlcv("BTC/USDT", "1M")
+    expected = hourly[list(agg)].resample("MS").agg(agg)
+    assert monthly.index.tolist() == expected.index.tolist()
+    assert len(monthly) == 8 and monthly.index[2] == pd.Timestamp("2021-02-01", tz="UTC")
+    for name in ("open", "high", "low", "close"):
+        assert monthly[name].tolist() == expected[name].tolist()
+    complete = market.read_ohlcv("BTC/USDT", "1M", complete_only=True)
+    hours = hourly["close"].resample("MS").count()
+    in_month = (hours.index.shift(1, freq="MS") - hours.index) // pd.Timedelta(hours=1)
+    assert complete.index.tolist() == hours.index[hours.to_numpy() == in_month].tolist()
+    march = market.read_ohlcv("BTC/USDT", "1M", start="2021-03-01", end="2021-04-01")
+    assert march.index.tolist() == [pd.Timestamp("2021-03-01", tz="UTC")]
+    assert march["close"].iloc[0] == hourly.loc["2021-03-31 23:00", "close"]
+    # like every timeframe: candles whose open time is in [start, end)
+    assert market.read_ohlcv("BTC/USDT", "1M", start="2021-03-10", end="2021-04-01").empty
+
+    months = monthly.reset_index()[["timestamp", *agg]].to_numpy().tolist()
+    with pytest.raises(ValidationError, match="not on the 1M grid"):
+        market.write_ohlcv([[months[0][0] + HOUR, *months[0][1:]]], symbol="BTC/M", timeframe="1M")
+    market.write_ohlcv(months, symbol="BTC/M", timeframe="1M", exchange="binance")
+    assert market.timeframes("BTC/M") == ["1M"]
+    quarters = market.read_ohlcv("BTC/M", "3M")
+    assert quarters.index.tolist() == [
+        pd.Timestamp(day, tz="UTC")
+        for day in ("2020-10-01", "2021-01-01", "2021-04-01", "2021-07-01")
+    ]
+    assert quarters["high"].iloc[1] == max(month[2] for month in months[1:4])
+    assert find_gaps(market, "BTC/M", "1M") == []
+    market.write_ohlcv(months[:2] + months[4:], symbol="GAP/M", timeframe="1M")
+    (gap,) = find_gaps(market, "GAP/M", "1M")
+    assert (gap.start, gap.end, gap.missing) == (months[2][0], months[4][0], 2)

@@ -196,7 +196,7 @@ def show_command(
 
 @market_app.command("list")
 def list_command(ctx: typer.Context, as_json: bool = JsonOption) -> None:
-    """Stored series: symbol, timeframe, exchange, candles and time span."""
+    """Stored series (hot and archived): symbol, timeframe, exchange, candles and span."""
     series = _market(ctx).series()
     payload = [info._asdict() for info in series]
     emit(
@@ -204,9 +204,9 @@ def list_command(ctx: typer.Context, as_json: bool = JsonOption) -> None:
         payload,
         lambda: print_table(
             "time_series",
-            ("symbol", "timeframe", "exchange", "candles", "first (UTC)", "last (UTC)"),
+            ("symbol", "timeframe", "exchange", "candles", "archived", "first (UTC)", "last (UTC)"),
             [
-                (s.symbol, s.timeframe, s.exchange, s.rows, iso(s.first), iso(s.last))
+                (s.symbol, s.timeframe, s.exchange, s.rows, s.archived, iso(s.first), iso(s.last))
                 for s in series
             ],
         ),

@@ -117,7 +117,7 @@ def download_ohlcv(
             f"--until ({iso(end)}) is not after --since ({iso(start)})",
             hint="Give an end date later than the start date.",
         )
-    start = frame.floor(start) if frame.on_grid(start) else frame.floor(start) + frame.ms
+    start = frame.ceil(start)
     newest = market.newest_timestamp(symbol, frame.name, exchange.id)
     resumed_from = newest if newest is not None and start <= newest < end else None
     cursor = resumed_from if resumed_from is not None else start
@@ -146,7 +146,7 @@ def download_ohlcv(
             changed += result.changed
             unchanged += result.unchanged
             pages += 1
-            cursor = int(page[-1][0]) + frame.ms
+            cursor = frame.next_open(int(page[-1][0]))
             percentage = 100.0 * (min(cursor, end) - start) / (end - start)
             job.progress(rows_total, percentage, cursor=cursor, pages=pages, unchanged=unchanged)
             if progress is not None:

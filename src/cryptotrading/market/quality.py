@@ -24,7 +24,7 @@ from sqlalchemy import select
 from cryptotrading.db.session import unit_of_work
 from cryptotrading.market.candles import Candles
 from cryptotrading.market.store import MarketStore, TimeLike
-from cryptotrading.market.timeframes import parse_timeframe
+from cryptotrading.market.timeframes import Timeframe, parse_timeframe
 from cryptotrading.market.validation import iso
 from cryptotrading.models.quality import DataIngestionJob, DataQualityMetric
 
@@ -44,14 +44,14 @@ class Gap:
         return {**asdict(self), "start_iso": iso(self.start), "end_iso": iso(self.end)}
 
 
-def gaps_in(candles: Candles, step_ms: int) -> list[Gap]:
-    """Gaps between consecutive (sorted) candles of a series with step *step_ms*."""
+def gaps_in(candles: Candles, frame: Timeframe) -> list[Gap]:
+    """Gaps between consecutive (sorted) candles of a series of timeframe *frame*."""
     ts = candles.timestamp
     if len(ts) < 2:
         return []
-    jumps = np.diff(ts)
-    where = np.flatnonzero(jumps > step_ms)
-    return [Gap(int(ts[i]) + step_ms, int(ts[i + 1]), int(jumps[i] // step_ms) - 1) for i in where]
+    jumps = np.diff(frame.slots(ts))
+    where = np.flatnonzero(jumps > 1)
+    return [Gap(frame.next_open(int(ts[i])), int(ts[i + 1]), int(jumps[i]) - 1) for i in where]
 
 
 def find_gaps(
@@ -66,7 +66,7 @@ def find_gaps(
     """Missing intervals of a series (resampled from finer data when needed)."""
     frame = parse_timeframe(timeframe)
     candles = market.read_candles(symbol, timeframe, start, end, exchange)
-    return gaps_in(candles, frame.ms)
+    return gaps_in(candles, frame)
 
 
 @dataclass(frozen=True)
@@ -119,14 +119,14 @@ def assess(
     """Measure one series; None when it has no candles."""
     if len(candles) == 0:
         return None
-    step = parse_timeframe(timeframe).ms
+    frame = parse_timeframe(timeframe)
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     first, last = int(candles.timestamp[0]), int(candles.timestamp[-1])
-    expected = (last - first) // step + 1
-    gaps = gaps_in(candles, step)
+    expected = int(frame.slots(last) - frame.slots(first)) + 1
+    gaps = gaps_in(candles, frame)
     outliers = count_outliers(candles.close, outlier_z)
-    staleness = max(0.0, (now_ms - (last + step)) / 1000)
-    age_in_steps = staleness * 1000 / step
+    staleness = max(0.0, (now_ms - frame.next_open(last)) / 1000)
+    age_in_steps = staleness * 1000 / frame.ms
     freshness = 1.0 if age_in_steps <= fresh_after else fresh_after / age_in_steps
     completeness = len(candles) / expected
     validity = 1.0 - outliers / len(candles)
@@ -146,7 +146,7 @@ def assess(
         scores=scores,
         overall_score=completeness * validity * freshness,
         period_start=first,
-        period_end=last + step,
+        period_end=frame.next_open(last),
     )
 
 

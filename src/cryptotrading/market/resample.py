@@ -23,7 +23,7 @@ def resample(
     if n == 0:
         return candles
     ts = candles.timestamp
-    buckets = (ts - target.offset_ms) // target.ms * target.ms + target.offset_ms
+    buckets = target.opens(target.slots(ts))
     starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
     ends = np.r_[starts[1:], n]
     out = Candles(
@@ -36,7 +36,9 @@ def resample(
     )
     if not complete_only:
         return out
-    complete = (ends - starts) == target.ms // source.ms
+    opens = out.timestamp
+    expected = source.slots(target.opens(target.slots(opens) + 1)) - source.slots(opens)
+    complete = (ends - starts) == expected
     return Candles(
         *(
             column[complete]

@@ -24,6 +24,8 @@ from cryptotrading.db.session import translate
 from cryptotrading.errors import NotFoundError, ValidationError
 from cryptotrading.market import postgres_io, sqlite_io
 from cryptotrading.market.archived import (
+    archived_latest,
+    archived_series,
     archived_timeframes,
     merge_hot_and_archived,
     read_archived,
@@ -60,6 +62,7 @@ class SeriesInfo(NamedTuple):
     rows: int
     first: int
     last: int
+    archived: int = 0  # of ``rows``, how many are in the Parquet archive
 
 
 @dataclass(frozen=True)
@@ -313,18 +316,47 @@ class MarketStore:
         timeframe: str | None = None,
         exchange: str | None = None,
     ) -> dict[str, LatestCandle]:
-        """The newest candle per symbol (one index probe per symbol, no table scan)."""
+        """The newest candle per symbol (one index probe per symbol, no table scan).
+        The archive is consulted only for months newer than the hot candle found, so
+        a symbol whose recent candles are hot costs no file access."""
         names = [symbols] if isinstance(symbols, str) else list(symbols)
         frequency = None if timeframe is None else parse_timeframe(timeframe).name
         with self._connection(write=False) as conn:
             rows = self._io.latest(conn, names, frequency, exchange)
-        return {row[0]: LatestCandle(*row) for row in rows}
+        found = {row[0]: LatestCandle(*row) for row in rows}
+        if self.archive_dir.is_dir():
+            for name in names:
+                hot = found.get(name)
+                older = archived_latest(
+                    self.archive_dir,
+                    name,
+                    frequency,
+                    exchange,
+                    None if hot is None else hot.timestamp,
+                )
+                if older is not None:
+                    found[name] = LatestCandle(*older)
+        return found
 
     def series(self) -> list[SeriesInfo]:
-        """Every stored (symbol, timeframe, exchange) with its row count and span."""
+        """Every stored (symbol, timeframe, exchange) with its row count and span,
+        hot and archived together (a candle caught in both by a crash mid-archive is
+        counted twice until the next archive run)."""
         with self._connection(write=False) as conn:
             rows = self._io.series(conn)
-        return [SeriesInfo(*row) for row in rows]
+        merged = {(row[0], row[1], row[2]): SeriesInfo(*row) for row in rows}
+        for key, (count, first, last) in archived_series(self.archive_dir).items():
+            hot = merged.get(key)
+            if hot is None:
+                merged[key] = SeriesInfo(*key, count, first, last, count)
+            else:
+                merged[key] = hot._replace(
+                    rows=hot.rows + count,
+                    first=min(hot.first, first),
+                    last=max(hot.last, last),
+                    archived=count,
+                )
+        return [merged[key] for key in sorted(merged)]
 
     def newest_timestamp(self, symbol: str, timeframe: str, exchange: str) -> int | None:
         """Open time of the newest stored candle of one series, or None."""

@@ -61,7 +61,7 @@ def validate_candles(candles: Candles, timeframe: Timeframe) -> None:
         first(np.r_[False, steps == 0], "duplicate timestamp (same as the previous row)")
         first(np.r_[False, steps < 0], "timestamp is earlier than the previous row (unsorted)")
     first(
-        (ts - timeframe.offset_ms) % timeframe.ms != 0,
+        timeframe.off_grid(ts),
         f"timestamp is not on the {timeframe.name} grid",
     )
     if not problems:

@@ -51,7 +51,8 @@ SCHEMA = pa.schema(
 )
 FILE_NAME = "candles.parquet"
 MANIFEST_NAME = "_manifest.json"
-_EMPTY_EXCHANGE = "_"
+#: Directory name of the empty exchange (candles stored without one).
+EMPTY_EXCHANGE_DIR = "_"
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class Partition:
     month: str  # YYYY-MM
 
     def directory(self, root: Path) -> Path:
-        exchange = quote(self.exchange, safe="") or _EMPTY_EXCHANGE
+        exchange = quote(self.exchange, safe="") or EMPTY_EXCHANGE_DIR
         return (
             root
             / f"exchange={exchange}"
@@ -273,11 +274,11 @@ def read_archive(
     if exchange is None:
         exchange_dirs = sorted(archive_dir.glob("exchange=*")) if archive_dir.exists() else []
     else:
-        exchange_dirs = [archive_dir / f"exchange={quote(exchange, safe='') or _EMPTY_EXCHANGE}"]
+        exchange_dirs = [archive_dir / f"exchange={quote(exchange, safe='') or EMPTY_EXCHANGE_DIR}"]
     tables = []
     for exchange_dir in exchange_dirs:
         name = unquote(exchange_dir.name.split("=", 1)[1])
-        name = "" if name == _EMPTY_EXCHANGE else name
+        name = "" if name == EMPTY_EXCHANGE_DIR else name
         for month_dir in sorted((exchange_dir / symbol_dir / timeframe_dir).glob("month=*")):
             if not (month_dir / FILE_NAME).is_file():
                 continue  # a first write that never completed: its rows are still hot
@@ -311,6 +312,8 @@ def verify_archive(archive_dir: Path) -> list[dict[str, Any]]:
 
 
 __all__ = [
+    "EMPTY_EXCHANGE_DIR",
+    "FILE_NAME",
     "ArchiveReport",
     "Partition",
     "archive_time_series",
