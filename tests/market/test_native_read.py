@@ -8,6 +8,7 @@ binary COPY. Either way the result must equal an independent plain-SQL read.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +142,33 @@ def test_a_failing_native_read_raises_a_store_error(tmp_path: Path) -> None:
             busy_timeout_ms=100,
             expected=10,
         )
+
+
+def test_a_failed_native_read_falls_back_to_sqlite3(
+    market: MarketStore,
+    binance_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rows = _load_btc_5m(market, binance_dir)
+
+    def failing(*_args: Any, **_kwargs: Any) -> Any:
+        raise StoreError("market store read failed: injected (SQLite result code 10)")
+
+    monkeypatch.setattr(native_read, "read", failing)
+    frame = market.read_ohlcv("BTC/USDT", "5m")
+    assert frame["timestamp"].tolist() == [row[0] for row in rows]
+    if market.backend == "sqlite":
+        assert "reading through sqlite3 instead: market store read failed: injected" in caplog.text
+
+
+def test_parallel_large_reads_in_threads(market: MarketStore, binance_dir: Path) -> None:
+    """Each native read has its own connection and releases the GIL: four threads
+    reading different ranges at once get exactly the serial results."""
+    rows = _load_btc_5m(market, binance_dir)
+    starts = [rows[i * 8_000][0] for i in range(4)]
+    serial = [market.read_ohlcv("BTC/USDT", "5m", start=start) for start in starts]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(lambda s: market.read_ohlcv("BTC/USDT", "5m", start=s), starts))
+    for ours, theirs in zip(parallel, serial, strict=True):
+        pd.testing.assert_frame_equal(ours, theirs)

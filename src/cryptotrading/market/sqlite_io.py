@@ -8,6 +8,7 @@ stored as integers (INTEGER affinity converts integral reals), which lets one
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Sequence
 from functools import cache
@@ -15,10 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from cryptotrading.errors import StoreError
 from cryptotrading.market import native_read
 from cryptotrading.market.candles import CANDLE_DTYPE, VALUE_COLUMNS, Candles
 from cryptotrading.market.timeframes import parse_timeframe
 
+log = logging.getLogger(__name__)
 ROWS_PER_STATEMENT = 500
 #: Candles per checksum comparison: identical re-ingests skip whole chunks.
 CHECK_ROWS = 10_000
@@ -140,9 +143,12 @@ def read(
     native_target = native and _native_target(conn, symbol, frequency, exchange, start, end)
     if native_target:
         path, expected = native_target
-        return native_read.read(
-            path, sql, params, busy_timeout_ms=_busy_timeout(conn), expected=expected
-        )
+        try:
+            return native_read.read(
+                path, sql, params, busy_timeout_ms=_busy_timeout(conn), expected=expected
+            )
+        except StoreError as exc:  # e.g. a file this process may open only through conn
+            log.warning("native read failed, reading through sqlite3 instead: %s", exc)
     # Streaming the cursor into numpy skips the intermediate list of fetchall().
     return Candles.from_records(np.fromiter(conn.execute(sql, params), CANDLE_DTYPE))
 
