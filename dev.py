@@ -76,6 +76,8 @@ def main_job(cli: Path) -> None:
             "--start",
             "2021-07-10",
         )
+        # calendar months, built from the 5m candles (the finest stored timeframe)
+        sh(cli, "market", "show", "BTC/USDT", "--timeframe", "1M", "--exchange", "binance")
         sh(cli, "market", "gaps", "BTC/USDT", "--timeframe", "1h", "--exchange", "binance")
         sh(cli, "market", "quality")
     fear_greed = market / "sentiment" / "CRYPTO_FNG_INDEX.csv"
