@@ -76,7 +76,7 @@ def main_job(cli: Path) -> None:
             "--start",
             "2021-07-10",
         )
-        # calendar months, built from the 5m candles (the finest stored timeframe)
+        # calendar months, resampled from the stored 1h candles (the coarsest that tiles them)
         sh(cli, "market", "show", "BTC/USDT", "--timeframe", "1M", "--exchange", "binance")
         sh(cli, "market", "gaps", "BTC/USDT", "--timeframe", "1h", "--exchange", "binance")
         sh(cli, "market", "quality")
