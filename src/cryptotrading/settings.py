@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     slow_query_ms: float = Field(
         default=500.0, ge=0, description="Statements slower than this are logged as slow."
     )
+    login_max_failures: int = Field(
+        default=5, ge=1, description="Failed password logins that lock an account name."
+    )
+    login_lockout_minutes: float = Field(
+        default=15.0, gt=0, description="Counting window and lock duration of failed logins."
+    )
     native_reads: bool = Field(
         default=True,
         description="Large SQLite candle reads step the statement in compiled code.",

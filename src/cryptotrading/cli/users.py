@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import typer
 
 from cryptotrading.cli._common import (
@@ -10,9 +12,10 @@ from cryptotrading.cli._common import (
     console,
     emit,
     err_console,
+    open_stores,
     print_table,
 )
-from cryptotrading.cli._format import open_app_engine
+from cryptotrading.security.login_throttle import LoginPolicy
 from cryptotrading.security.prompting import read_secrets
 from cryptotrading.security.users import UserInfo, UserService
 
@@ -22,7 +25,11 @@ users_app = typer.Typer(
 
 
 def _service(ctx: typer.Context) -> UserService:
-    return UserService(open_app_engine(ctx))
+    stores = open_stores(ctx)
+    settings = stores.settings
+    window = timedelta(minutes=settings.login_lockout_minutes)
+    policy = LoginPolicy(max_failures=settings.login_max_failures, window=window, lockout=window)
+    return UserService(stores.engine(stores.app), login_policy=policy)
 
 
 def _render(users: list[UserInfo], title: str) -> None:
@@ -103,6 +110,14 @@ def revoke_api_key(ctx: typer.Context, username: str, as_json: bool = JsonOption
     """Revoke a user's API key."""
     user = _service(ctx).revoke_api_key(username)
     emit(as_json, user.as_dict(), lambda: console.print(f"revoked the API key of {username}"))
+
+
+@users_app.command("unlock")
+def unlock(ctx: typer.Context, username: str, as_json: bool = JsonOption) -> None:
+    """Lift the lock that too many failed password logins put on USERNAME."""
+    had = _service(ctx).unlock(username)
+    message = f"unlocked {username}" if had else f"{username} had no failed logins to forget"
+    emit(as_json, {"username": username, "unlocked": had}, lambda: console.print(message))
 
 
 @users_app.command("login")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from cryptotrading.security.api_keys import IssuedApiKey
 from cryptotrading.security.crypto import KdfParams
 from cryptotrading.security.keyring import MasterSecret, load_master_secret
+from cryptotrading.security.login_throttle import LoginPolicy
 from cryptotrading.security.users import UserInfo, UserService
 from cryptotrading.security.vault import (
     CredentialSummary,
@@ -23,6 +24,7 @@ __all__ = [
     "IssuedApiKey",
     "KdfParams",
     "KeyInfo",
+    "LoginPolicy",
     "MasterSecret",
     "RotationReport",
     "UserInfo",

@@ -21,6 +21,7 @@ from cryptotrading.errors import AuthenticationError, NotFoundError, ValidationE
 from cryptotrading.models.users import User
 from cryptotrading.security import api_keys, passwords
 from cryptotrading.security.api_keys import IssuedApiKey
+from cryptotrading.security.login_throttle import LoginPolicy, LoginThrottle
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +95,18 @@ def find_user(session: Session, username: str, *, active: bool = True) -> User:
 class UserService:
     """Users in the application store reached through *engine*."""
 
-    def __init__(self, engine: Engine, hasher: PasswordHasher = passwords.DEFAULT_HASHER) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        hasher: PasswordHasher = passwords.DEFAULT_HASHER,
+        *,
+        login_policy: LoginPolicy | None = None,
+    ) -> None:
+        """*login_policy*: how many failed password logins lock a name, for how long
+        (:mod:`cryptotrading.security.login_throttle`)."""
         self.engine = engine
         self.hasher = hasher
+        self.throttle = LoginThrottle(engine, login_policy)
         self._dummy_hash: str | None = None
 
     def create(self, username: str, email: str, password: str, *, role: str = "trader") -> UserInfo:
@@ -153,7 +163,25 @@ class UserService:
             return UserInfo.of(user)
 
     def authenticate(self, username: str, password: str) -> UserInfo:
-        """The user if *password* is right; rehashes it when the parameters changed."""
+        """The user if *password* is right; rehashes it when the parameters changed.
+        A name with too many recent failures is refused before the password is
+        checked (:class:`~cryptotrading.security.login_throttle.LoginThrottle`)."""
+        counting = self.throttle.check(username)
+        try:
+            user = self._verify_password(username, password)
+        except AuthenticationError:
+            failures = self.throttle.record_failure(username)
+            log.warning("failed login for %s (%d in the current window)", username, failures)
+            raise
+        if counting:
+            self.throttle.clear(username)
+        return user
+
+    def unlock(self, username: str) -> bool:
+        """Lift a login lock on *username* (True when there were failures to forget)."""
+        return self.throttle.clear(username)
+
+    def _verify_password(self, username: str, password: str) -> UserInfo:
         with unit_of_work(self.engine, "users") as session:
             user = session.scalar(select(User).where(User.username == username))
             if user is None or not user.is_active or user.deleted_at is not None:
@@ -163,7 +191,6 @@ class UserService:
             if user is None or not passwords.verify_password(
                 user.password_hash, password, self.hasher
             ):
-                log.info("failed login for %s", username)
                 raise AuthenticationError("invalid username or password")
             if passwords.needs_rehash(user.password_hash, self.hasher):
                 user.password_hash = passwords.hash_password(password, self.hasher)
