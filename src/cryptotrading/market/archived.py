@@ -8,52 +8,21 @@ archiving and deleting) is taken from the hot store.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
-from urllib.parse import quote, unquote
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
 
 from cryptotrading.market.candles import COLUMNS, Candles
-from cryptotrading.ops.archive import EMPTY_EXCHANGE_DIR, FILE_NAME, Partition, read_archive
-
-
-class ArchivedFile(NamedTuple):
-    """One archive partition file and the series and month it holds."""
-
-    partition: Partition
-    path: Path
-
-
-def archived_files(
-    archive_dir: Path,
-    symbol: str | None = None,
-    timeframe: str | None = None,
-    exchange: str | None = None,
-) -> Iterator[ArchivedFile]:
-    """Complete partition files (a directory without its file is a first write that
-    never finished: its rows are still hot), optionally of one symbol/timeframe/exchange."""
-    if not archive_dir.is_dir():
-        return
-    parts = [
-        "*" if exchange is None else quote(exchange, safe="") or EMPTY_EXCHANGE_DIR,
-        "*" if symbol is None else quote(symbol, safe=""),
-        "*" if timeframe is None else quote(timeframe, safe=""),
-    ]
-    pattern = "exchange={}/symbol={}/timeframe={}/month=*/".format(*parts) + FILE_NAME
-    for path in archive_dir.glob(pattern):
-        values = [unquote(part.name.split("=", 1)[1]) for part in reversed(path.parents[:4])]
-        found_exchange = "" if values[0] == EMPTY_EXCHANGE_DIR else values[0]
-        yield ArchivedFile(Partition(found_exchange, values[1], values[2], values[3]), path)
+from cryptotrading.ops.archive import partition_files, read_archive
 
 
 def archived_series(archive_dir: Path) -> dict[tuple[str, str, str], tuple[int, int, int]]:
     """(symbol, timeframe, exchange) -> (rows, first, last) of the archive, from the
     Parquet footers (row counts and timestamp statistics; no data pages are read)."""
     found: dict[tuple[str, str, str], tuple[int, int, int]] = {}
-    for partition, path in archived_files(archive_dir):
+    for partition, path in partition_files(archive_dir):
         metadata = pq.read_metadata(path)
         if metadata.num_rows == 0:
             continue
@@ -77,12 +46,12 @@ def archived_latest(
     timestamp, open, high, low, close, volume), if newer than *newer_than*. Only the
     months that could hold one are opened (newest first), and only their last row."""
     files = [
-        item
-        for item in archived_files(archive_dir, symbol, timeframe, exchange)
-        if newer_than is None or item.partition.bounds()[1] > newer_than + 1
+        (partition, path)
+        for partition, path in partition_files(archive_dir, symbol, timeframe, exchange)
+        if newer_than is None or partition.bounds()[1] > newer_than + 1
     ]
     best: tuple[Any, ...] | None = None
-    for partition, path in sorted(files, key=lambda item: item.partition.month, reverse=True):
+    for partition, path in sorted(files, key=lambda item: item[0].month, reverse=True):
         if best is not None and partition.bounds()[1] <= best[3]:
             break  # every older month ends before the candle already found
         parquet = pq.ParquetFile(path)
@@ -104,10 +73,7 @@ def archived_latest(
 
 def archived_timeframes(archive_dir: Path, symbol: str) -> set[str]:
     """Timeframes of *symbol* present in the archive (any exchange)."""
-    if not archive_dir.is_dir():
-        return set()
-    pattern = f"exchange=*/symbol={quote(symbol, safe='')}/timeframe=*"
-    return {unquote(path.name.split("=", 1)[1]) for path in archive_dir.glob(pattern)}
+    return {partition.timeframe for partition, _ in partition_files(archive_dir, symbol)}
 
 
 def read_archived(

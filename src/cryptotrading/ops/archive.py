@@ -51,8 +51,7 @@ SCHEMA = pa.schema(
 )
 FILE_NAME = "candles.parquet"
 MANIFEST_NAME = "_manifest.json"
-#: Directory name of the empty exchange (candles stored without one).
-EMPTY_EXCHANGE_DIR = "_"
+_EMPTY_EXCHANGE = "_"  # directory name of the empty exchange
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,7 @@ class Partition:
     month: str  # YYYY-MM
 
     def directory(self, root: Path) -> Path:
-        exchange = quote(self.exchange, safe="") or EMPTY_EXCHANGE_DIR
+        exchange = quote(self.exchange, safe="") or _EMPTY_EXCHANGE
         return (
             root
             / f"exchange={exchange}"
@@ -259,6 +258,29 @@ def _fsync(path: Path) -> None:
         os.close(descriptor)
 
 
+def partition_files(
+    archive_dir: Path,
+    symbol: str | None = None,
+    timeframe: str | None = None,
+    exchange: str | None = None,
+) -> Iterator[tuple[Partition, Path]]:
+    """Complete partition files, optionally of one symbol / timeframe / exchange, in
+    path order. A month directory without its file is a first write that never
+    finished: its rows are still hot, so it is skipped."""
+    if not archive_dir.is_dir():
+        return
+    parts = [
+        "*" if exchange is None else quote(exchange, safe="") or _EMPTY_EXCHANGE,
+        "*" if symbol is None else quote(symbol, safe=""),
+        "*" if timeframe is None else quote(timeframe, safe=""),
+    ]
+    pattern = "exchange={}/symbol={}/timeframe={}/month=*/".format(*parts) + FILE_NAME
+    for path in sorted(archive_dir.glob(pattern)):
+        values = [unquote(part.name.split("=", 1)[1]) for part in reversed(path.parents[:4])]
+        found_exchange = "" if values[0] == _EMPTY_EXCHANGE else values[0]
+        yield Partition(found_exchange, values[1], values[2], values[3]), path
+
+
 def read_archive(
     archive_dir: Path,
     symbol: str,
@@ -269,26 +291,14 @@ def read_archive(
     end: int | None = None,
 ) -> pa.Table:
     """Archived candles of a series in [start, end) ms, with an ``exchange`` column."""
-    symbol_dir = f"symbol={quote(symbol, safe='')}"
-    timeframe_dir = f"timeframe={quote(timeframe, safe='')}"
-    if exchange is None:
-        exchange_dirs = sorted(archive_dir.glob("exchange=*")) if archive_dir.exists() else []
-    else:
-        exchange_dirs = [archive_dir / f"exchange={quote(exchange, safe='') or EMPTY_EXCHANGE_DIR}"]
     tables = []
-    for exchange_dir in exchange_dirs:
-        name = unquote(exchange_dir.name.split("=", 1)[1])
-        name = "" if name == EMPTY_EXCHANGE_DIR else name
-        for month_dir in sorted((exchange_dir / symbol_dir / timeframe_dir).glob("month=*")):
-            if not (month_dir / FILE_NAME).is_file():
-                continue  # a first write that never completed: its rows are still hot
-            month = Partition(name, symbol, timeframe, month_dir.name.split("=", 1)[1])
-            first, last = month.bounds()
-            if (start is not None and last <= start) or (end is not None and first >= end):
-                continue
-            table = pq.read_table(month_dir / FILE_NAME, schema=SCHEMA)
-            table = table.append_column("exchange", pa.array([name] * table.num_rows, pa.string()))
-            tables.append(table)
+    for partition, path in partition_files(archive_dir, symbol, timeframe, exchange):
+        first, last = partition.bounds()
+        if (start is not None and last <= start) or (end is not None and first >= end):
+            continue
+        table = pq.read_table(path, schema=SCHEMA)
+        exchanges = pa.array([partition.exchange] * table.num_rows, pa.string())
+        tables.append(table.append_column("exchange", exchanges))
     schema = SCHEMA.append(pa.field("exchange", pa.string()))
     if not tables:
         return schema.empty_table()
@@ -312,14 +322,13 @@ def verify_archive(archive_dir: Path) -> list[dict[str, Any]]:
 
 
 __all__ = [
-    "EMPTY_EXCHANGE_DIR",
-    "FILE_NAME",
     "ArchiveReport",
     "Partition",
     "archive_time_series",
     "checksum",
     "month_of",
     "parse_age",
+    "partition_files",
     "read_archive",
     "verify_archive",
 ]
