@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,12 @@ from cryptotrading.cli._common import (
 from cryptotrading.errors import ValidationError
 from cryptotrading.market.candles import COLUMNS, Candles
 from cryptotrading.market.formats import EXPORT_FORMATS, FORMATS, write_candles_file
-from cryptotrading.market.importer import DEFAULT_BATCH, import_file
+from cryptotrading.market.importer import (
+    DEFAULT_BATCH,
+    ImportResult,
+    import_file,
+    import_trades_file,
+)
 from cryptotrading.market.quality import find_gaps, quality_pass
 from cryptotrading.market.store import MarketStore
 from cryptotrading.market.tickers import aggregate, fetch_and_store
@@ -40,6 +46,9 @@ SymbolOption = typer.Option(..., "--symbol", "-s", help="Symbol in ccxt notation
 TimeframeOption = typer.Option("1h", "--timeframe", "-t", help="Timeframe: 1m, 5m, 1h, 1d ...")
 StartOption = typer.Option(None, "--start", help="First candle (ISO date or epoch ms, UTC).")
 EndOption = typer.Option(None, "--end", help="End, exclusive (ISO date or epoch ms, UTC).")
+ExchangeOption = typer.Option("", "--exchange", "-e", help="Exchange id, e.g. binance.")
+FormatOption = typer.Option(None, "--format", help=f"Force a format ({', '.join(FORMATS)}).")
+BatchOption = typer.Option(DEFAULT_BATCH, "--batch-size", help="Candles per committed batch.")
 
 
 def progress_bar(description: str) -> Progress:
@@ -72,16 +81,49 @@ def import_command(
     timeframe: str = typer.Option(
         ..., "--timeframe", "-t", help="Timeframe of the file's candles."
     ),
-    exchange: str = typer.Option("", "--exchange", "-e", help="Exchange id, e.g. binance."),
-    fmt: str | None = typer.Option(
-        None, "--format", help=f"Force a format ({', '.join(FORMATS)})."
-    ),
-    batch_size: int = typer.Option(
-        DEFAULT_BATCH, "--batch-size", help="Candles per committed batch."
-    ),
+    exchange: str = ExchangeOption,
+    fmt: str | None = FormatOption,
+    batch_size: int = BatchOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Import candles from a file (format detected from its content)."""
+    _run_import(ctx, import_file, file, symbol, timeframe, exchange, fmt, batch_size, as_json)
+
+
+@market_app.command("import-trades")
+def import_trades_command(
+    ctx: typer.Context,
+    file: Path = typer.Argument(
+        ..., help="ccxt or Freqtrade trades JSON (.json/.json.gz), CSV, Feather or Parquet."
+    ),
+    symbol: str = SymbolOption,
+    timeframe: str = typer.Option(
+        "1m", "--timeframe", "-t", help="Timeframe of the candles to build."
+    ),
+    exchange: str = ExchangeOption,
+    fmt: str | None = FormatOption,
+    batch_size: int = BatchOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Build candles from a file of trades and store them: first/highest/lowest/last
+    price and summed amount per UTC bucket (a file's first and last buckets may be
+    partial; a later import of the same bucket replaces it)."""
+    _run_import(
+        ctx, import_trades_file, file, symbol, timeframe, exchange, fmt, batch_size, as_json
+    )
+
+
+def _run_import(
+    ctx: typer.Context,
+    importer: Callable[..., ImportResult],
+    file: Path,
+    symbol: str,
+    timeframe: str,
+    exchange: str,
+    fmt: str | None,
+    batch_size: int,
+    as_json: bool,
+) -> None:
     market = _market(ctx)
     with progress_bar(f"importing {file.name}") as bar:
         task = bar.add_task("import", total=None)
@@ -89,7 +131,7 @@ def import_command(
         def advance(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        result = import_file(
+        result = importer(
             market,
             file,
             symbol=symbol,

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TypeVar, cast
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
 from cryptotrading.errors import NotFoundError, ValidationError
 from cryptotrading.market.candles import COLUMNS, VALUE_COLUMNS, Candles, to_candles
 
+T = TypeVar("T")
 FORMATS = ("csv", "json", "json.gz", "feather", "parquet")
 EXPORT_FORMATS = ("csv", "parquet")
 
@@ -44,20 +47,30 @@ def detect_format(path: Path) -> str:
 
 def read_candles_file(path: Path, fmt: str | None = None) -> Candles:
     """Read a whole candle file into :class:`Candles` (not yet validated)."""
+    return read_file(path, fmt, from_json=_from_json, from_table=to_candles, from_csv=_from_csv)
+
+
+def read_file(
+    path: Path,
+    fmt: str | None,
+    *,
+    from_json: Callable[[Any], T],
+    from_table: Callable[[pa.Table], T],
+    from_csv: Callable[[Path], T],
+) -> T:
+    """Read *path* in *fmt* (detected when None) with the converter of that format;
+    unreadable content becomes a :class:`ValidationError` naming file and format."""
     fmt = fmt or detect_format(path)
     try:
-        if fmt == "json":
-            with path.open("rb") as handle:
-                return _from_json(json.load(handle))
-        if fmt == "json.gz":
-            with gzip.open(path, "rb") as handle:
-                return _from_json(json.load(handle))
+        if fmt in ("json", "json.gz"):
+            with _open_binary(path, compressed=fmt == "json.gz") as handle:
+                return from_json(json.load(handle))
         if fmt == "parquet":
-            return to_candles(pq.read_table(path))
+            return from_table(pq.read_table(path))
         if fmt == "feather":
-            return to_candles(feather.read_table(path))
+            return from_table(feather.read_table(path))
         if fmt == "csv":
-            return _from_csv(path)
+            return from_csv(path)
     except (OSError, ValueError, EOFError) as exc:
         raise ValidationError(
             f"cannot read {path.name} as {fmt}: {exc}",
@@ -66,6 +79,10 @@ def read_candles_file(path: Path, fmt: str | None = None) -> Candles:
     raise ValidationError(
         f"unknown file format {fmt!r}", hint="Choose one of: " + ", ".join(FORMATS) + "."
     )
+
+
+def _open_binary(path: Path, *, compressed: bool) -> BinaryIO:
+    return cast(BinaryIO, gzip.open(path, "rb")) if compressed else path.open("rb")
 
 
 def _from_json(document: Any) -> Candles:

@@ -1,4 +1,5 @@
-"""Import a candle file into ``time_series`` in committed batches.
+"""Import a candle file (or the candles built from a trades file) into ``time_series``
+in committed batches.
 
 The whole file is read and validated first, so bad input writes nothing. It is then
 written in batches of ``batch_size`` candles, one transaction each: a killed import
@@ -11,12 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptotrading.errors import ValidationError
+from cryptotrading.market.candles import Candles
 from cryptotrading.market.formats import detect_format, read_candles_file
 from cryptotrading.market.jobs import JobRecorder
 from cryptotrading.market.store import MarketStore
-from cryptotrading.market.timeframes import parse_timeframe
+from cryptotrading.market.timeframes import Timeframe, parse_timeframe
+from cryptotrading.market.trades import read_trades_file, trades_to_candles
 from cryptotrading.market.validation import check_names, validate_candles
 
 DEFAULT_BATCH = 50_000
@@ -54,28 +58,81 @@ def import_file(
 ) -> ImportResult:
     """Validate the whole file, then write it in committed batches; recorded as a
     ``data_ingestion_jobs`` row of type ``import``."""
+    frame = _check(symbol, timeframe, exchange, batch_size)
+    fmt = fmt or detect_format(path)
+    candles = read_candles_file(path, fmt)
+    validate_candles(candles, frame)
+    params = {"path": str(path), "format": fmt, "rows": len(candles), "batch_size": batch_size}
+    return _write_batches(
+        market, path, fmt, candles, symbol, frame.name, exchange, batch_size, params, progress
+    )
+
+
+def import_trades_file(
+    market: MarketStore,
+    path: Path,
+    *,
+    symbol: str,
+    timeframe: str = "1m",
+    exchange: str = "",
+    fmt: str | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Build *timeframe* candles from a whole trades file
+    (:mod:`cryptotrading.market.trades`), then write them like :func:`import_file`."""
+    frame = _check(symbol, timeframe, exchange, batch_size)
+    fmt = fmt or detect_format(path)
+    trades = read_trades_file(path, fmt)
+    candles = trades_to_candles(trades, frame)
+    params = {
+        "path": str(path),
+        "format": fmt,
+        "source": "trades",
+        "trades": len(trades),
+        "rows": len(candles),
+        "batch_size": batch_size,
+    }
+    return _write_batches(
+        market, path, fmt, candles, symbol, frame.name, exchange, batch_size, params, progress
+    )
+
+
+def _check(symbol: str, timeframe: str, exchange: str, batch_size: int) -> Timeframe:
     if batch_size < 1:
         raise ValidationError("batch size must be at least 1", hint="Use --batch-size 50000.")
     frame = parse_timeframe(timeframe)
     check_names(symbol, exchange)
-    fmt = fmt or detect_format(path)
-    candles = read_candles_file(path, fmt)
-    validate_candles(candles, frame)
+    return frame
+
+
+def _write_batches(
+    market: MarketStore,
+    path: Path,
+    fmt: str,
+    candles: Candles,
+    symbol: str,
+    timeframe: str,
+    exchange: str,
+    batch_size: int,
+    params: dict[str, Any],
+    progress: Progress | None,
+) -> ImportResult:
     total = len(candles)
     job = JobRecorder(
         market.stores,
         job_type="import",
         source=exchange or None,
         symbol=symbol,
-        timeframe=frame.name,
-        params={"path": str(path), "format": fmt, "rows": total, "batch_size": batch_size},
+        timeframe=timeframe,
+        params=params,
     )
     written = changed = batches = 0
     try:
         for begin in range(0, total, batch_size):
             batch = candles.slice(begin, begin + batch_size)
             result = market.write_ohlcv(
-                batch, symbol=symbol, timeframe=frame.name, exchange=exchange
+                batch, symbol=symbol, timeframe=timeframe, exchange=exchange
             )
             written += result.rows
             changed += result.changed

@@ -33,6 +33,7 @@ from cryptotrading.market.archived import (
 from cryptotrading.market.candles import COLUMNS, VALUE_COLUMNS, Candles, to_candles
 from cryptotrading.market.resample import resample
 from cryptotrading.market.timeframes import Timeframe, parse_timeframe
+from cryptotrading.market.trades import to_trades, trades_to_candles
 from cryptotrading.market.validation import check_names, validate_candles
 from cryptotrading.stores import Stores
 
@@ -194,6 +195,15 @@ class MarketStore:
         keep = ~same
         fresh = Candles(*(getattr(candles, name)[keep] for name in COLUMNS))
         return fresh, not bool((known & keep).any())
+
+    def write_trades(
+        self, data: Any, *, symbol: str, timeframe: str = "1m", exchange: str = ""
+    ) -> WriteResult:
+        """Build *timeframe* candles from trades (ccxt trade dicts, Freqtrade rows or a
+        table; see :mod:`cryptotrading.market.trades`) and write them with
+        :meth:`write_ohlcv`. ``rows`` of the result counts candles, not trades."""
+        candles = trades_to_candles(to_trades(data), parse_timeframe(timeframe))
+        return self.write_ohlcv(candles, symbol=symbol, timeframe=timeframe, exchange=exchange)
 
     # -- reading ---------------------------------------------------------------
 
