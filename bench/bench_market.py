@@ -15,6 +15,7 @@ read              one symbol's 100k rows into a DataFrame vs ``pandas.read_sql``
                   through a SQLAlchemy engine and raw ``sqlite3`` fetchall -> numpy;
                   also the first read of a new process and the ``sqlite3``-module
                   path (``native_reads=false``).
+panel             ``read_panel`` of the 10 symbols' closes vs a loop of ``read_ohlcv``.
 latest            ``latest()`` of 10 symbols (index probes) vs a GROUP BY scan.
 resample          100k 1m -> 1h read-and-resample vs raw read + pandas ``resample``.
 size              on-disk bytes per candle.
@@ -346,6 +347,17 @@ def bench_sqlite(per_symbol: int, slow_rows: int, repeat: int) -> None:
             raw_read * 1000,
             "ms",
             f"ours {raw_read / ours_read:.2f}x faster (target >= 1)",
+        )
+
+        panel_read = best(lambda: market.read_panel(SYMBOLS, "1m"), 3)
+        loop_read = best(lambda: [market.read_ohlcv(s, "1m") for s in SYMBOLS], 3)
+        print(f" read the closes of all {len(SYMBOLS)} symbols ({total:,} candles) side by side")
+        report("MarketStore.read_panel (4 threads)", panel_read * 1000, "ms")
+        report(
+            "a loop of read_ohlcv over the symbols",
+            loop_read * 1000,
+            "ms",
+            f"read_panel {loop_read / panel_read:.2f}x faster",
         )
 
         market.latest(SYMBOLS)

@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from cryptotrading.errors import ValidationError
+from cryptotrading.errors import NotFoundError, ValidationError
 from cryptotrading.market import CANDLE_DTYPE, MarketStore
 from cryptotrading.market.quality import find_gaps
 from tests.market.conftest import load_rows
@@ -227,3 +227,30 @@ def test_calendar_months_from_real_hourly_candles(market: MarketStore, binance_d
     market.write_ohlcv(months[:2] + months[4:], symbol="GAP/M", timeframe="1M")
     (gap,) = find_gaps(market, "GAP/M", "1M")
     assert (gap.start, gap.end, gap.missing) == (months[2][0], months[4][0], 2)
+
+
+def test_read_panel_aligns_symbols(market: MarketStore, binance_dir: Path) -> None:
+    """Closes of several real series side by side; a symbol missing some hours gets NaN."""
+    for base in ("BTC", "ETH", "LTC"):
+        rows = load_rows(binance_dir / f"{base}_USDT-1h.json")
+        if base == "LTC":
+            rows = rows[:100] + rows[110:]  # ten hours LTC does not have
+        market.write_ohlcv(rows, symbol=f"{base}/USDT", timeframe="1h", exchange="binance")
+    symbols = ["BTC/USDT", "ETH/USDT", "LTC/USDT"]
+    panel = market.read_panel(symbols, "1h")
+    assert panel.columns.tolist() == symbols and len(panel) == 5482
+    assert str(panel.index.tz) == "UTC" and panel.index.name == "datetime"
+    for symbol in symbols[:2]:
+        single = market.read_ohlcv(symbol, "1h")
+        assert panel[symbol].tolist() == single["close"].tolist()
+    assert panel["LTC/USDT"].isna().sum() == 10
+    assert panel["LTC/USDT"].iloc[100:110].isna().all()
+    daily = market.read_panel(symbols, "1d", start="2021-01-01", end="2021-01-08", column="volume")
+    assert len(daily) == 7
+    assert daily["BTC/USDT"].iloc[0] == pytest.approx(
+        market.read_ohlcv("BTC/USDT", "1d", start="2021-01-01", end="2021-01-02")["volume"].iloc[0]
+    )
+    with pytest.raises(ValidationError, match="unknown column 'vwap'"):
+        market.read_panel(symbols, "1h", column="vwap")
+    with pytest.raises(NotFoundError, match="no 1h candles for DOGE/USDT"):
+        market.read_panel([*symbols, "DOGE/USDT"], "1h")

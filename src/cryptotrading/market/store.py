@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -273,6 +274,44 @@ class MarketStore:
             symbol, timeframe, start, end, exchange, complete_only=complete_only
         )
         return candles.convert(as_)
+
+    def read_panel(
+        self,
+        symbols: Sequence[str],
+        timeframe: str,
+        start: TimeLike = None,
+        end: TimeLike = None,
+        exchange: str | None = None,
+        *,
+        column: str = "close",
+        complete_only: bool = False,
+        workers: int = 4,
+    ) -> pd.DataFrame:
+        """One *column* (default ``close``) of several symbols side by side: a DataFrame
+        with a UTC DatetimeIndex (the union of open times) and one column per symbol,
+        NaN where a symbol has no candle. Symbols are read by up to *workers* threads
+        (native SQLite reads and psycopg release the GIL while they wait)."""
+        names = list(dict.fromkeys([symbols] if isinstance(symbols, str) else symbols))
+        if not names:
+            raise ValidationError("no symbols given", hint="Pass one or more symbols.")
+        if column not in VALUE_COLUMNS:
+            raise ValidationError(
+                f"unknown column {column!r}", hint="Use one of: " + ", ".join(VALUE_COLUMNS) + "."
+            )
+
+        def read(symbol: str) -> pd.Series:
+            candles = self.read_candles(
+                symbol, timeframe, start, end, exchange, complete_only=complete_only
+            )
+            return pd.Series(getattr(candles, column), index=candles.timestamp, name=symbol)
+
+        with ThreadPoolExecutor(max(1, min(workers, len(names)))) as pool:
+            series = list(pool.map(read, names))
+        panel = pd.concat(series, axis=1, join="outer").sort_index()
+        panel.index = pd.DatetimeIndex(
+            pd.to_datetime(panel.index.to_numpy(np.int64), unit="ms", utc=True), name="datetime"
+        )
+        return panel
 
     def _read_hot(
         self,
