@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -65,6 +66,16 @@ def progress_bar(description: str) -> Progress:
 
 def _market(ctx: typer.Context, archive_dir: Path | None = None) -> MarketStore:
     return MarketStore(open_stores(ctx), archive_dir=archive_dir)
+
+
+def _check_output(output: str) -> None:
+    if output not in ("table", "csv", "json"):
+        raise ValidationError(
+            f"unknown output format {output!r}", hint="Use --format table, csv or json."
+        )
+
+
+OutputOption = typer.Option("table", "--format", "-f", help="table, csv or json.")
 
 
 def _time_arg(value: str | None) -> int | str | None:
@@ -205,13 +216,10 @@ def show_command(
     complete_only: bool = typer.Option(
         False, "--complete-only", help="Drop resampled buckets with missing candles."
     ),
-    output: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
+    output: str = OutputOption,
 ) -> None:
     """Show candles of one symbol at any timeframe (resampled from finer data when needed)."""
-    if output not in ("table", "csv", "json"):
-        raise ValidationError(
-            f"unknown output format {output!r}", hint="Use --format table, csv or json."
-        )
+    _check_output(output)
     candles = _market(ctx).read_candles(
         symbol, timeframe, _time_arg(start), _time_arg(end), exchange, complete_only=complete_only
     )
@@ -233,6 +241,51 @@ def show_command(
             ("time (UTC)", *COLUMNS[1:]),
             rows,
             caption=f"{len(rows)} candles",
+        )
+
+
+@market_app.command("panel")
+def panel_command(
+    ctx: typer.Context,
+    symbols: list[str] = typer.Argument(..., help="Symbols in ccxt notation, e.g. BTC/USDT."),
+    timeframe: str = TimeframeOption,
+    column: str = typer.Option("close", "--column", "-c", help="open, high, low, close or volume."),
+    exchange: str | None = typer.Option(None, "--exchange", "-e", help="Exchange id."),
+    start: str | None = StartOption,
+    end: str | None = EndOption,
+    limit: int | None = typer.Option(None, "--limit", "-n", help="Only the newest N rows."),
+    output: str = OutputOption,
+) -> None:
+    """One column of several symbols side by side (empty where a symbol has no candle)."""
+    _check_output(output)
+    panel = _market(ctx).read_panel(
+        symbols, timeframe, _time_arg(start), _time_arg(end), exchange, column=column
+    )
+    if limit is not None:
+        panel = panel.iloc[max(0, len(panel) - limit) :]
+    stamps = pd.DatetimeIndex(panel.index).as_unit("ms").asi8.tolist()
+    rows = [
+        [None if value != value else value for value in values]  # NaN -> null / empty
+        for values in panel.to_numpy().tolist()
+    ]
+    names = list(panel.columns)
+    if output == "json":
+        emit_json(
+            [
+                {"timestamp": stamp, **dict(zip(names, values, strict=True))}
+                for stamp, values in zip(stamps, rows, strict=True)
+            ]
+        )
+    elif output == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["timestamp", *names])
+        writer.writerows([stamp, *values] for stamp, values in zip(stamps, rows, strict=True))
+    else:
+        print_table(
+            f"{column} {timeframe}",
+            ("time (UTC)", *names),
+            [(iso(stamp), *values) for stamp, values in zip(stamps, rows, strict=True)],
+            caption=f"{len(rows)} rows",
         )
 
 
