@@ -8,6 +8,7 @@ binary COPY. Either way the result must equal an independent plain-SQL read.
 from __future__ import annotations
 
 import os
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from sqlalchemy import text
 
 from cryptotrading.errors import StoreError
 from cryptotrading.market import MarketStore, native_read
+from cryptotrading.ops.lifecycle import initialize
+from cryptotrading.settings import Settings
 from cryptotrading.stores import Stores
 from tests.market.conftest import load_rows
 
@@ -172,3 +175,25 @@ def test_parallel_large_reads_in_threads(market: MarketStore, binance_dir: Path)
         parallel = list(pool.map(lambda s: market.read_ohlcv("BTC/USDT", "5m", start=s), starts))
     for ours, theirs in zip(parallel, serial, strict=True):
         pd.testing.assert_frame_equal(ours, theirs)
+
+
+def test_a_damaged_file_gives_a_clear_error(tmp_path: Path, binance_dir: Path) -> None:
+    """Damaged table pages under a large read: a StoreError that says so and names the
+    way out, from the native loop and from the sqlite3 path alike -- never a crash."""
+    settings = Settings(data_dir=tmp_path / "data")
+    with Stores(settings) as stores:
+        initialize(stores)
+        _load_btc_5m(MarketStore(stores), binance_dir)
+    path = settings.data_dir / "real_market_data.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    pages = path.stat().st_size // 4096
+    with path.open("r+b") as handle:
+        for page in range(10, pages, 37):  # a broken b-tree page every 37 pages
+            handle.seek(page * 4096)
+            handle.write(b"\x0d" + b"\xff" * 4095)
+    for native in (True, False):
+        with Stores(settings.model_copy(update={"native_reads": native})) as stores:
+            with pytest.raises(StoreError, match="database file is damaged") as caught:
+                MarketStore(stores).read_ohlcv("BTC/USDT", "5m")
+            assert "backup restore" in caught.value.hint

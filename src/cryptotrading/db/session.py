@@ -31,6 +31,10 @@ _UNAVAILABLE = (
 )
 
 
+#: SQLite's messages for a damaged file (SQLITE_CORRUPT, SQLITE_NOTADB).
+_DAMAGED = ("database disk image is malformed", "file is not a database")
+
+
 def translate(exc: DBAPIError, where: str = "database") -> CryptotradingError:
     """The :class:`CryptotradingError` for a driver error raised by *where*."""
     detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
@@ -41,6 +45,12 @@ def translate(exc: DBAPIError, where: str = "database") -> CryptotradingError:
         return DataDirError(
             f"{where}: the database is read-only: {detail}",
             hint="Make the data dir and its database files writable by this user.",
+        )
+    if any(text in lowered for text in _DAMAGED):
+        return StoreError(
+            f"{where}: the database file is damaged: {detail}",
+            hint="Run `cryptotrading db check` to see what is damaged, then restore the "
+            "newest verified backup (`cryptotrading backup list`, `backup restore ID`).",
         )
     if "locked" in lowered or "could not obtain lock" in lowered:
         return StoreBusyError(f"{where}: {detail}")
