@@ -197,3 +197,14 @@ def test_a_damaged_file_gives_a_clear_error(tmp_path: Path, binance_dir: Path) -
             with pytest.raises(StoreError, match="database file is damaged") as caught:
                 MarketStore(stores).read_ohlcv("BTC/USDT", "5m")
             assert "backup restore" in caught.value.hint
+
+
+def test_columns_grow_past_the_first_allocation(
+    market: MarketStore, binance_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first allocation of 1,000 rows doubles six times for 65,741 candles."""
+    rows = _load_btc_5m(market, binance_dir)
+    monkeypatch.setattr(native_read, "MAX_FIRST_ROWS", 1_000)
+    frame = market.read_ohlcv("BTC/USDT", "5m")
+    assert frame["timestamp"].tolist() == [row[0] for row in rows]
+    assert frame["volume"].tolist() == [row[5] for row in rows]

@@ -33,6 +33,9 @@ from cryptotrading.market.candles import VALUE_COLUMNS, Candles, Floats, Ints
 
 #: Reads expected to return fewer candles take the ``sqlite3`` path.
 MIN_ROWS = 20_000
+#: The first allocation holds at most this many rows (the span of a sparse series can
+#: promise far more than it holds); the columns double when full.
+MAX_FIRST_ROWS = 1 << 18
 _OPEN_READONLY = 0x00000001
 _OPEN_NOMUTEX = 0x00008000
 _SQLITE_OK, _SQLITE_DONE = 0, 101
@@ -130,7 +133,7 @@ def read(
             else:
                 rc = library.sqlite3_bind_int64(statement, position, value)
             _check(library, db, rc)
-        return _drain(library, kernel, db, statement, max(expected, 1024))
+        return _drain(library, kernel, db, statement, min(max(expected, 1024), MAX_FIRST_ROWS))
     finally:
         library.sqlite3_finalize(statement)
         library.sqlite3_close_v2(db)
