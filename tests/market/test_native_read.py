@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from cryptotrading.market import MarketStore, native_read
 from cryptotrading.ops.lifecycle import initialize
 from cryptotrading.settings import Settings
 from cryptotrading.stores import Stores
+from tests.conftest import settings_env
 from tests.market.conftest import load_rows
 
 FIVE_MINUTES = 300_000
@@ -208,3 +211,28 @@ def test_columns_grow_past_the_first_allocation(
     frame = market.read_ohlcv("BTC/USDT", "5m")
     assert frame["timestamp"].tolist() == [row[0] for row in rows]
     assert frame["volume"].tolist() == [row[5] for row in rows]
+
+
+SMALL_READ = """
+import sys
+from cryptotrading import Stores, load_settings
+from cryptotrading.market import MarketStore
+
+with Stores(load_settings()) as stores:
+    frame = MarketStore(stores).read_ohlcv("BTC/USDT", "5m", end=int(sys.argv[1]))
+print(len(frame), "numba" in sys.modules)
+"""
+
+
+def test_small_reads_do_not_load_numba(market: MarketStore, binance_dir: Path) -> None:
+    """Loading the compiled loop costs ~0.3 s: a process that only reads a little
+    never pays it."""
+    rows = _load_btc_5m(market, binance_dir)
+    out = subprocess.run(
+        [sys.executable, "-c", SMALL_READ, str(rows[500][0])],
+        env={**os.environ, **settings_env(market.stores.settings)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.split() == ["500", "False"]

@@ -165,7 +165,7 @@ def _native_target(
     file database, no transaction open on *conn* (its uncommitted writes would be
     invisible to another connection) and at least ``native_read.MIN_ROWS`` candles
     expected from the stored span (two index probes)."""
-    if conn.in_transaction or not native_read.available():
+    if conn.in_transaction:
         return None
     path = conn.execute("PRAGMA database_list").fetchone()[2]
     if not path:
@@ -181,7 +181,10 @@ def _native_target(
     first = first if start is None else max(first, start)
     last = last if end is None else min(last, end - 1)
     expected = (last - first) // parse_timeframe(frequency).ms + 1
-    return (path, expected) if expected >= native_read.MIN_ROWS else None
+    # available() loads numba (~0.3 s once per process): only for reads that need it.
+    if expected < native_read.MIN_ROWS or not native_read.available():
+        return None
+    return path, expected
 
 
 def _busy_timeout(conn: sqlite3.Connection) -> int:
