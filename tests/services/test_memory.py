@@ -157,6 +157,23 @@ def test_semantic_search_matches_numpy_cosine(engine: Engine, user_id: int) -> N
     assert count(engine, SemanticMemory) == 52
 
 
+@pytest.mark.parametrize("k", [1, 3, 7, 40, 200])
+def test_ranking_keeps_row_order_on_ties(k: int) -> None:
+    """The partial sort gives exactly the stable full sort, ties included."""
+    rng = np.random.default_rng(k)
+    vectors = rng.integers(-2, 3, size=(150, 4)).astype(np.float32)  # many equal scores
+    vectors[vectors.sum(axis=1) == 0] += 1  # no zero vectors
+    query = np.array([1.0, 0.5, -1.0, 2.0])
+    blobs = [row.tobytes() for row in vectors]
+    ranked = memory._rank(blobs, query, float(np.linalg.norm(query)), k)
+    scores = (vectors @ query.astype(np.float32)).astype(np.float64) / (
+        np.linalg.norm(vectors, axis=1) * np.linalg.norm(query)
+    )
+    expected = np.argsort(-scores, kind="stable")[:k]
+    assert [i for i, _ in ranked] == expected.tolist()
+    assert [score for _, score in ranked] == pytest.approx(scores[expected].tolist())
+
+
 def test_knowledge_graph_upsert_and_relate(engine: Engine) -> None:
     memory.upsert_entity(engine, "asset", "BTC", entity_name="Bitcoin", properties={"cap": 1})
     memory.upsert_entity(engine, "asset", "BTC", properties={"pow": True}, confidence=0.9)

@@ -325,8 +325,10 @@ def search(
 ) -> list[SearchHit]:
     """The *k* memories of *user_id* most similar (cosine) to *query_vector*.
 
-    Brute force: every stored embedding of the same dimension is loaded and scored
-    with one numpy matrix-vector product. The hits' ``access_count`` is incremented.
+    Brute force: the ids and embeddings of the user's memories of that dimension are
+    read in one read transaction and scored with one numpy matrix-vector product; only
+    the hits' rows are then loaded, and their ``access_count`` incremented, in a short
+    write transaction.
     """
     query = embeddings.as_vector(query_vector, "query vector").astype(np.float64)
     k = integer(k, "k", low=1, high=10_000)
@@ -335,46 +337,57 @@ def search(
         raise ValidationError(
             "query vector has zero length", hint="Cosine similarity needs a non-zero vector."
         )
-    statement = select(
-        SemanticMemory.id,
-        SemanticMemory.memory_type,
-        SemanticMemory.content,
-        SemanticMemory.embedding,
-    ).where(
+    statement = select(SemanticMemory.id, SemanticMemory.embedding).where(
         SemanticMemory.user_id == user_id,
         SemanticMemory.dimensions == int(query.size),
         SemanticMemory.embedding.is_not(None),
     )
     if memory_type is not None:
         statement = statement.where(SemanticMemory.memory_type == memory_type)
-    with unit_of_work(engine, WHERE) as session:
+    with read_session(engine) as session:
         _user(session, user_id)
         rows = session.execute(statement).all()
-        if not rows:
-            return []
-        # One buffer, one reshape: no per-row arrays (dimensions are equal by the filter).
-        matrix = embeddings.unpack(b"".join(row.embedding for row in rows))
-        if matrix.size != len(rows) * query.size:
-            raise ValidationError(
-                "stored embeddings do not match their recorded dimensions",
-                hint="Re-store those memories with store_memory (it records the dimensions).",
-            )
-        matrix = matrix.reshape(len(rows), query.size)
-        norms = np.linalg.norm(matrix, axis=1).astype(np.float64)
-        norms[norms == 0.0] = np.inf  # a zero vector is similar to nothing
-        scores = (matrix @ query.astype(np.float32)).astype(np.float64) / (norms * norm)
-        top = np.argsort(-scores, kind="stable")[:k]
-        hits = [
-            SearchHit(rows[i].id, rows[i].memory_type, rows[i].content, float(scores[i]))
-            for i in top
-        ]
-        now = utcnow()
-        for hit in hits:
-            memory = session.get(SemanticMemory, hit.memory_id)
-            if memory is not None:
-                memory.access_count += 1
-                memory.last_accessed_at = now
+    if not rows:
+        return []
+    ranked = _rank([row.embedding for row in rows], query, norm, k)
+    ids = [int(rows[i].id) for i, _ in ranked]
+    now = utcnow()
+    with unit_of_work(engine, WHERE) as session:
+        found = {
+            m.id: m
+            for m in session.scalars(select(SemanticMemory).where(SemanticMemory.id.in_(ids)))
+        }
+        hits = []
+        for (_, score), memory_id in zip(ranked, ids, strict=True):
+            memory = found.get(memory_id)
+            if memory is None:  # deleted since it was scored
+                continue
+            memory.access_count += 1
+            memory.last_accessed_at = now
+            hits.append(SearchHit(memory.id, memory.memory_type, memory.content, score))
         return hits
+
+
+def _rank(blobs: list[bytes], query: Any, norm: float, k: int) -> list[tuple[int, float]]:
+    """(row index, cosine score) of the *k* best rows, best first; ties keep row order."""
+    # One buffer, one reshape: no per-row arrays (dimensions are equal by the filter).
+    matrix = embeddings.unpack(b"".join(blobs))
+    if matrix.size != len(blobs) * query.size:
+        raise ValidationError(
+            "stored embeddings do not match their recorded dimensions",
+            hint="Re-store those memories with store_memory (it records the dimensions).",
+        )
+    matrix = matrix.reshape(len(blobs), query.size)
+    norms = np.linalg.norm(matrix, axis=1).astype(np.float64)
+    norms[norms == 0.0] = np.inf  # a zero vector is similar to nothing
+    scores = (matrix @ query.astype(np.float32)).astype(np.float64) / (norms * norm)
+    if k < len(scores):  # only rows scoring at least the k-th best need sorting
+        kth = np.partition(-scores, k - 1)[k - 1]
+        candidates = np.flatnonzero(-scores <= kth)
+    else:
+        candidates = np.arange(len(scores))
+    order = candidates[np.argsort(-scores[candidates], kind="stable")][:k]
+    return [(int(i), float(scores[i])) for i in order]
 
 
 # ------------------------------------------------------------------ knowledge graph
