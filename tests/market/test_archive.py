@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 from sqlalchemy import text
 
 from cryptotrading.market import MarketStore
 from cryptotrading.ops.archive import archive_time_series
 from cryptotrading.stores import Stores
 from tests.market.conftest import load_rows
-from tests.market.test_import_cli import cli_json
+from tests.market.test_import_cli import cli, cli_json
 
 NOW = datetime(2021, 7, 18, tzinfo=UTC)
 
@@ -114,3 +116,47 @@ def test_archive_cli(market: MarketStore, binance_dir: Path) -> None:
         assert _hot_rows(MarketStore(stores)) == 0
     shown = cli_json(settings, "market", "show", "SOL/USDT", "-t", "1h", "--format", "json")
     assert [item["timestamp"] for item in shown] == [row[0] for row in rows]
+
+
+def test_verify_archive_and_db_check_catch_damaged_partitions(
+    market: MarketStore, binance_dir: Path
+) -> None:
+    """A partition file changed on disk, one without its manifest and one that is not
+    Parquet are each named by `market verify-archive` and fail `db check` (exit 1);
+    an intact archive passes both."""
+    settings = market.stores.settings
+    rows = load_rows(binance_dir / "XRP_USDT-1h.json")
+    market.write_ohlcv(rows, symbol="XRP/USDT", timeframe="1h", exchange="binance")
+    archive_time_series(market.engine, market.archive_dir, timedelta(days=60), now=NOW)
+    intact = cli_json(settings, "market", "verify-archive", "--json")
+    assert intact["ok"] and len(intact["partitions"]) == 6
+    assert sum(p["rows"] for p in intact["partitions"]) == _archived_rows(market)
+    checked = cli_json(settings, "db", "check", "--json")
+    assert (
+        checked["ok"]
+        and {"store": "archive", "check": "partitions", "ok": True, "detail": ""}
+        in checked["results"]
+    )
+
+    files = sorted(market.archive_dir.rglob("candles.parquet"))
+    table = pq.read_table(files[0])
+    pq.write_table(table.slice(1), files[0])  # one candle lost
+    (files[1].parent / "_manifest.json").unlink()
+    files[2].write_bytes(b"not parquet at all")
+    result = cli(settings, "market", "verify-archive", "--json")
+    assert result.exit_code == 1
+    problems = {
+        Path(p["partition"]).name: p["problem"] for p in json.loads(result.stdout)["partitions"]
+    }
+    assert "rows do not match the manifest" in problems[files[0].parent.name]
+    assert problems[files[1].parent.name].startswith("no manifest")
+    assert problems[files[2].parent.name].startswith("unreadable Parquet file")
+    assert sum(1 for problem in problems.values() if not problem) == 3
+    failed = cli(settings, "db", "check", "--json")
+    assert failed.exit_code == 1
+    (archive,) = [r for r in json.loads(failed.stdout)["results"] if r["store"] == "archive"]
+    assert not archive["ok"] and archive["detail"].startswith("3 of 6 partitions:")
+
+
+def _archived_rows(market: MarketStore) -> int:
+    return sum(info.archived for info in market.series())

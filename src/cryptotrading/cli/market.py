@@ -35,7 +35,7 @@ from cryptotrading.market.quality import find_gaps, quality_pass
 from cryptotrading.market.store import MarketStore
 from cryptotrading.market.tickers import aggregate, fetch_and_store
 from cryptotrading.market.validation import iso
-from cryptotrading.ops.archive import archive_time_series, parse_age
+from cryptotrading.ops.archive import archive_time_series, parse_age, verify_archive
 
 market_app = typer.Typer(
     cls=ErrorReportingGroup,
@@ -506,6 +506,41 @@ def aggregate_command(
         open_stores(ctx), symbol, max_age=timedelta(seconds=max_age), outlier_pct=outlier_pct
     ).as_dict()
     emit(as_json, result, lambda: _print_aggregates([result]))
+
+
+@market_app.command("verify-archive")
+def verify_archive_command(
+    ctx: typer.Context,
+    archive_dir: Path | None = typer.Option(
+        None, "--archive-dir", help="Default: <data dir>/archive."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Check every archived Parquet partition against its manifest (row count and
+    checksum); exit 1 when one does not match."""
+    target = archive_dir or _market(ctx).archive_dir
+    results = verify_archive(target)
+    failed = [entry for entry in results if not entry["ok"]]
+    emit(
+        as_json,
+        {"ok": not failed, "archive_dir": str(target), "partitions": results},
+        lambda: print_table(
+            f"archive {target}",
+            ["partition", "rows", "result", "problem"],
+            [
+                (
+                    Path(e["partition"]).relative_to(target),
+                    e["rows"],
+                    "ok" if e["ok"] else "FAILED",
+                    e["problem"],
+                )
+                for e in results
+            ],
+            caption=f"{len(results)} partitions, {len(failed)} failed",
+        ),
+    )
+    if failed:
+        raise typer.Exit(1)
 
 
 @market_app.command("archive")

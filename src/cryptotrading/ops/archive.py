@@ -311,14 +311,39 @@ def read_archive(
 
 
 def verify_archive(archive_dir: Path) -> list[dict[str, Any]]:
-    """Check every partition file against its manifest (row count and checksum)."""
+    """Check every partition file against its manifest (row count and checksum).
+    Reports instead of raising: each entry has ``ok`` and, when not, a ``problem``."""
     results = []
-    for manifest_path in sorted(archive_dir.rglob(MANIFEST_NAME)):
-        manifest = json.loads(manifest_path.read_text())
-        table = pq.read_table(manifest_path.parent / FILE_NAME, schema=SCHEMA)
-        ok = table.num_rows == manifest["rows"] and checksum(table) == manifest["checksum"]
-        results.append({"partition": str(manifest_path.parent), "rows": table.num_rows, "ok": ok})
+    for _, path in partition_files(archive_dir):
+        problem, rows = _verify_partition(path)
+        results.append(
+            {"partition": str(path.parent), "rows": rows, "ok": not problem, "problem": problem}
+        )
     return results
+
+
+def _verify_partition(path: Path) -> tuple[str, int | None]:
+    try:
+        table = pq.read_table(path, schema=SCHEMA)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        return f"unreadable Parquet file: {exc}", None
+    try:
+        manifest = json.loads((path.parent / MANIFEST_NAME).read_text())
+        expected_rows, expected_sum = int(manifest["rows"]), str(manifest["checksum"])
+    except FileNotFoundError:
+        return (
+            "no manifest (an interrupted archive run? run `market archive` again)",
+            table.num_rows,
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"unreadable manifest: {exc}", table.num_rows
+    if table.num_rows != expected_rows or checksum(table) != expected_sum:
+        return (
+            f"{table.num_rows} rows do not match the manifest ({expected_rows} rows and its "
+            "checksum): the file changed, or an archive run was interrupted -- run "
+            "`market archive` again, else restore the partition from a backup"
+        ), table.num_rows
+    return "", table.num_rows
 
 
 __all__ = [

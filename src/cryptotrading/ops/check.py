@@ -1,8 +1,10 @@
-"""``db check``: integrity, foreign keys, schema version and model drift per store."""
+"""``db check``: integrity, foreign keys, schema version and model drift per store, and
+the candle archive's partitions against their manifests."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
@@ -13,6 +15,7 @@ from cryptotrading import migrations
 from cryptotrading.db.engine import READ_ONLY
 from cryptotrading.db.session import translate_errors
 from cryptotrading.models import lineage_tables, metadata
+from cryptotrading.ops.archive import verify_archive
 from cryptotrading.stores import Store, Stores
 
 
@@ -30,11 +33,27 @@ class CheckResult:
 
 
 def check_all(stores: Stores) -> list[CheckResult]:
-    """Run every check on every store. Never raises for a failed check: it reports."""
+    """Run every check on every store, and on the candle archive when there is one.
+    Never raises for a failed check: it reports."""
     results: list[CheckResult] = []
     for store in stores:
         results.extend(check_store(stores, store))
+    archive_dir = stores.settings.data_dir / "archive"
+    if archive_dir.is_dir():
+        results.append(check_archive(archive_dir))
     return results
+
+
+def check_archive(archive_dir: Path) -> CheckResult:
+    """Every Parquet partition of the candle archive against its manifest."""
+    verified = verify_archive(archive_dir)
+    bad = [entry for entry in verified if not entry["ok"]]
+    detail = "; ".join(f"{entry['partition']}: {entry['problem']}" for entry in bad[:3])
+    if len(bad) > 3:
+        detail += f"; and {len(bad) - 3} more (`market verify-archive` lists them)"
+    if bad:
+        detail = f"{len(bad)} of {len(verified)} partitions: {detail}"
+    return CheckResult("archive", "partitions", not bad, detail)
 
 
 def check_store(stores: Stores, store: Store) -> list[CheckResult]:
