@@ -7,7 +7,9 @@ size, schema versions, row counts, time). The manifest is written last: a backup
 without one never finished and is ignored. ``verify`` checks the checksum and
 restores into a scratch copy that must pass the integrity check and match the
 manifest's row counts; ``restore`` does the same, then swaps the verified copy in,
-keeping the old database aside.
+keeping the old database aside. The candle archive (Parquet files outside the
+databases) is backed up the same way as the pseudo-store ``archive``
+(:mod:`cryptotrading.ops.backup_archive`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from sqlalchemy.engine import make_url
 from cryptotrading.db.engine import normalize_url
 from cryptotrading.errors import DataDirError, NotFoundError, StoreError, ValidationError
 from cryptotrading.models import lineage_tables
-from cryptotrading.ops import backup_postgres, backup_sqlite
+from cryptotrading.ops import backup_archive, backup_postgres, backup_sqlite
 from cryptotrading.stores import Store, Stores
 
 Kind = Literal["daily", "weekly"]
@@ -183,6 +185,8 @@ def create_backup(
         raise ValidationError(
             f"unknown backup kind {kind!r}", hint=f"Choose one of: {', '.join(KINDS)}."
         )
+    if store_name == backup_archive.ARCHIVE_STORE:
+        return _create_archive_backup(stores, kind, directory or default_directory(stores))
     store = stores.get(store_name)
     engine = stores.engine(store)
     directory = directory or default_directory(stores)
@@ -219,36 +223,91 @@ def create_backup(
                 versions, counts = backup_postgres.dump(
                     engine, store.url, partial, store.lineages, _tables(store)
                 )
-            os.chmod(partial, 0o600)  # backups hold credentials: owner only
-            os.replace(partial, final)
-            manifest = Manifest(
-                id=backup_id,
-                store=store.name,
-                backend=store.backend,
-                kind=kind,
-                file=final.name,
-                sha256=_sha256(final),
-                size_bytes=final.stat().st_size,
-                schema_versions=versions,
-                row_counts=counts,
-                created_at=now.isoformat(),
-                seconds=round(time.perf_counter() - started, 3),
-                source=str(store.path) if store.path is not None else store.display_url,
-            )
-            _write_manifest(directory, manifest)
+            source = str(store.path) if store.path is not None else store.display_url
+            return _finish(
+                directory, backup_id, store.name, store.backend, kind, now, started,
+                (partial, final), versions, counts, source,
+            )  # fmt: skip
     except BaseException:
-        partial.unlink(missing_ok=True)
-        final.unlink(missing_ok=True)
-        (directory / f"{backup_id}.json.partial").unlink(missing_ok=True)
+        _discard(directory, backup_id, partial, final)
         raise
+
+
+def _create_archive_backup(stores: Stores, kind: str, directory: Path) -> Manifest:
+    """The candle archive as one verified tar (:mod:`cryptotrading.ops.backup_archive`)."""
+    source = backup_archive.archive_dir(stores)
+    if not backup_archive.has_partitions(source):
+        raise NotFoundError(
+            f"there is no candle archive to back up in {source}",
+            hint="`cryptotrading market archive` creates it; back up the stores instead.",
+        )
+    _prepare_directory(directory)
+    now = datetime.now(UTC)
+    backup_id = f"{backup_archive.ARCHIVE_STORE}-{kind}-{_stamp(now)}"
+    started = time.perf_counter()
+    final = directory / f"{backup_id}{backup_archive.SUFFIX}"
+    partial = directory / f"{backup_id}{backup_archive.SUFFIX}.partial"
+    try:
+        with _writing(directory, f"backup {backup_id}"):
+            counts = backup_archive.pack(source, partial)
+            return _finish(
+                directory, backup_id, backup_archive.ARCHIVE_STORE, backup_archive.BACKEND,
+                kind, now, started, (partial, final), {}, counts, str(source),
+            )  # fmt: skip
+    except BaseException:
+        _discard(directory, backup_id, partial, final)
+        raise
+
+
+def _finish(
+    directory: Path,
+    backup_id: str,
+    store: str,
+    backend: str,
+    kind: str,
+    now: datetime,
+    started: float,
+    files: tuple[Path, Path],
+    versions: dict[str, str | None],
+    counts: dict[str, int],
+    source: str,
+) -> Manifest:
+    """Move the finished data file into place, then write its manifest (last)."""
+    partial, final = files
+    os.chmod(partial, 0o600)  # backups hold credentials: owner only
+    os.replace(partial, final)
+    manifest = Manifest(
+        id=backup_id,
+        store=store,
+        backend=backend,
+        kind=kind,
+        file=final.name,
+        sha256=_sha256(final),
+        size_bytes=final.stat().st_size,
+        schema_versions=versions,
+        row_counts=counts,
+        created_at=now.isoformat(),
+        seconds=round(time.perf_counter() - started, 3),
+        source=source,
+    )
+    _write_manifest(directory, manifest)
     return manifest
+
+
+def _discard(directory: Path, backup_id: str, partial: Path, final: Path) -> None:
+    partial.unlink(missing_ok=True)
+    final.unlink(missing_ok=True)
+    (directory / f"{backup_id}.json.partial").unlink(missing_ok=True)
 
 
 def create_backups(
     stores: Stores, kind: str = "daily", directory: Path | None = None, only: str | None = None
 ) -> list[Manifest]:
-    """Back up *only* one store, or every store except the replica."""
+    """Back up *only* one store (or ``archive``), or every store except the replica and
+    the candle archive when there is one."""
     names = [only] if only else [store.name for store in stores if not store.is_replica]
+    if not only and backup_archive.has_partitions(backup_archive.archive_dir(stores)):
+        names.append(backup_archive.ARCHIVE_STORE)
     return [create_backup(stores, name, kind, directory) for name in names]
 
 
@@ -334,6 +393,10 @@ def verify_backup(stores: Stores, backup_id: str, directory: Path | None = None)
     archive = _verify_file(directory, manifest, result)
     if archive is None:
         return result
+    if manifest.backend == backup_archive.BACKEND:
+        with tempfile.TemporaryDirectory(dir=directory, prefix=".verify-") as scratch_dir:
+            _verify_archive_tar(manifest, archive, Path(scratch_dir) / "archive", result)
+        return result
     if manifest.backend == "sqlite":
         with tempfile.TemporaryDirectory(dir=directory, prefix=".verify-") as scratch_dir:
             _verify_sqlite(manifest, archive, Path(scratch_dir) / "scratch.db", result)
@@ -352,6 +415,40 @@ def verify_backup(stores: Stores, backup_id: str, directory: Path | None = None)
     return result
 
 
+def _verify_archive_tar(
+    manifest: Manifest, tar_path: Path, into: Path, result: Verification
+) -> bool:
+    counts, problems = backup_archive.unpack(tar_path, into)
+    result.add("partitions", not problems, "; ".join(problems[:3]))
+    _compare(result, manifest, {}, counts)
+    extra = sorted(set(counts) - set(manifest.row_counts))
+    result.add("no_extra_partitions", not extra, ", ".join(extra[:3]))
+    return result.ok
+
+
+def _restore_archive(stores: Stores, directory: Path, manifest: Manifest) -> Restored:
+    """Verify the tar into a staged directory beside the live archive, then swap it in;
+    the old archive is kept aside as ``archive.pre-restore-<time>``."""
+    result = Verification(manifest.id)
+    tar_path = _verify_file(directory, manifest, result)
+    if tar_path is None:
+        raise _refuse(manifest, result)
+    live = backup_archive.archive_dir(stores)
+    stamp = _stamp(datetime.now(UTC))
+    staged = live.with_name(f"{live.name}.restore-{stamp}.partial")
+    try:
+        if not _verify_archive_tar(manifest, tar_path, staged, result):
+            raise _refuse(manifest, result)
+        aside = live.with_name(f"{live.name}.pre-restore-{stamp}")
+        existed = live.exists()
+        if existed:
+            os.replace(live, aside)
+        os.replace(staged, live)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    return Restored(manifest.id, manifest.store, str(aside) if existed else "", result)
+
+
 def _refuse(manifest: Manifest, result: Verification) -> ValidationError:
     return ValidationError(
         f"backup {manifest.id} failed verification, nothing was restored: {result.failures()}",
@@ -367,6 +464,8 @@ def restore_backup(stores: Stores, backup_id: str, directory: Path | None = None
     """
     directory = directory or default_directory(stores)
     manifest = load_manifest(directory, backup_id)
+    if manifest.backend == backup_archive.BACKEND:
+        return _restore_archive(stores, directory, manifest)
     store = stores.get(manifest.store)
     if store.backend != manifest.backend:
         raise ValidationError(
@@ -456,7 +555,7 @@ def remove_leftovers(
     removed = []
     orphans = [
         path
-        for pattern in ("*.db.gz", "*.pgdump")
+        for pattern in ("*.db.gz", "*.pgdump", f"*{backup_archive.SUFFIX}")
         for path in directory.glob(pattern)
         if not path.with_name(path.name.split(".", 1)[0] + ".json").exists()
     ]

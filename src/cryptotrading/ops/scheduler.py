@@ -1,15 +1,15 @@
 """The spec's operations cadence as jobs that ``cryptotrading ops run`` runs when due.
 
-=============  =========  ========================================================
+=============  =========  ===========================================================
 job            every      what
-=============  =========  ========================================================
+=============  =========  ===========================================================
 replicate      5 min      incremental copy into the replica (continuous replication)
 health         1 hour     ``health --record``: snapshot for growth rates, alerts
 cache-expiry   1 hour     delete expired rows of the three cache tables
 backup-daily   1 day      daily backup of the application store, then prune
-backup-weekly  7 days     weekly full backup of every store, then prune
+backup-weekly  7 days     weekly backup of every store and the candle archive, prune
 archive        1 day      ``market archive --older-than 90d`` into <data dir>/archive
-=============  =========  ========================================================
+=============  =========  ===========================================================
 
 Each run of a job is recorded in the app store's ``system_metrics``
 (``ops_job_ok`` / ``ops_job_failed``, component ``job:<name>``, value = seconds);
@@ -166,7 +166,12 @@ JOBS: tuple[Job, ...] = (
     Job("health", timedelta(hours=1), "health snapshot (growth rates) and alerts", _health),
     Job("cache-expiry", timedelta(hours=1), "delete expired cache rows", _cache_expiry),
     Job("backup-daily", timedelta(days=1), "daily backup of the app store + prune", _backup_daily),
-    Job("backup-weekly", timedelta(days=7), "weekly full backup of every store", _backup_weekly),
+    Job(
+        "backup-weekly",
+        timedelta(days=7),
+        "weekly full backup of every store and the candle archive",
+        _backup_weekly,
+    ),
     Job("archive", timedelta(days=1), "archive candles older than 90 days", _archive),
 )
 
