@@ -177,30 +177,81 @@ def _write_manifest(directory: Path, manifest: Manifest) -> None:
     os.replace(partial, final)
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """A backup being written: its id, its data file's final and partial paths."""
+
+    directory: Path
+    id: str
+    store: str
+    backend: str
+    kind: str
+    now: datetime
+    started: float
+    final: Path
+    partial: Path
+
+    @classmethod
+    def start(cls, directory: Path, store: str, backend: str, kind: str, suffix: str) -> _Pending:
+        _prepare_directory(directory)
+        now = datetime.now(UTC)
+        backup_id = f"{store}-{kind}-{_stamp(now)}"
+        final = directory / f"{backup_id}{suffix}"
+        partial = directory / f"{backup_id}{suffix}.partial"
+        return cls(
+            directory, backup_id, store, backend, kind, now, time.perf_counter(), final, partial
+        )
+
+    def finish(
+        self, versions: dict[str, str | None], counts: dict[str, int], source: str
+    ) -> Manifest:
+        """Move the finished data file into place, then write its manifest (last)."""
+        os.chmod(self.partial, 0o600)  # backups hold credentials: owner only
+        os.replace(self.partial, self.final)
+        manifest = Manifest(
+            id=self.id,
+            store=self.store,
+            backend=self.backend,
+            kind=self.kind,
+            file=self.final.name,
+            sha256=_sha256(self.final),
+            size_bytes=self.final.stat().st_size,
+            schema_versions=versions,
+            row_counts=counts,
+            created_at=self.now.isoformat(),
+            seconds=round(time.perf_counter() - self.started, 3),
+            source=source,
+        )
+        _write_manifest(self.directory, manifest)
+        return manifest
+
+    def discard(self) -> None:
+        self.partial.unlink(missing_ok=True)
+        self.final.unlink(missing_ok=True)
+        (self.directory / f"{self.id}.json.partial").unlink(missing_ok=True)
+
+
 def create_backup(
     stores: Stores, store_name: str, kind: str = "daily", directory: Path | None = None
 ) -> Manifest:
-    """Back up one store online into *directory*; returns the manifest written."""
+    """Back up one store online into *directory* (``archive``: the candle archive);
+    returns the manifest written."""
     if kind not in KINDS:
         raise ValidationError(
             f"unknown backup kind {kind!r}", hint=f"Choose one of: {', '.join(KINDS)}."
         )
+    directory = directory or default_directory(stores)
     if store_name == backup_archive.ARCHIVE_STORE:
-        return _create_archive_backup(stores, kind, directory or default_directory(stores))
+        return _create_archive_backup(stores, kind, directory)
     store = stores.get(store_name)
     engine = stores.engine(store)
-    directory = directory or default_directory(stores)
-    _prepare_directory(directory)
-    now = datetime.now(UTC)
-    backup_id = f"{store.name}-{kind}-{_stamp(now)}"
-    started = time.perf_counter()
     suffix = ".db.gz" if store.path is not None else ".pgdump"
-    final = directory / f"{backup_id}{suffix}"
-    partial = directory / f"{backup_id}{suffix}.partial"
+    pending = _Pending.start(directory, store.name, store.backend, kind, suffix)
+    partial = pending.partial
     try:
-        with _writing(directory, f"backup {backup_id}"):
+        with _writing(directory, f"backup {pending.id}"):
             if store.path is not None:
-                copy = directory / f"{backup_id}.db.partial"
+                copy = directory / f"{pending.id}.db.partial"
                 try:
                     backup_sqlite.online_copy(
                         store.path,
@@ -224,12 +275,9 @@ def create_backup(
                     engine, store.url, partial, store.lineages, _tables(store)
                 )
             source = str(store.path) if store.path is not None else store.display_url
-            return _finish(
-                directory, backup_id, store.name, store.backend, kind, now, started,
-                (partial, final), versions, counts, source,
-            )  # fmt: skip
+            return pending.finish(versions, counts, source)
     except BaseException:
-        _discard(directory, backup_id, partial, final)
+        pending.discard()
         raise
 
 
@@ -241,63 +289,16 @@ def _create_archive_backup(stores: Stores, kind: str, directory: Path) -> Manife
             f"there is no candle archive to back up in {source}",
             hint="`cryptotrading market archive` creates it; back up the stores instead.",
         )
-    _prepare_directory(directory)
-    now = datetime.now(UTC)
-    backup_id = f"{backup_archive.ARCHIVE_STORE}-{kind}-{_stamp(now)}"
-    started = time.perf_counter()
-    final = directory / f"{backup_id}{backup_archive.SUFFIX}"
-    partial = directory / f"{backup_id}{backup_archive.SUFFIX}.partial"
-    try:
-        with _writing(directory, f"backup {backup_id}"):
-            counts = backup_archive.pack(source, partial)
-            return _finish(
-                directory, backup_id, backup_archive.ARCHIVE_STORE, backup_archive.BACKEND,
-                kind, now, started, (partial, final), {}, counts, str(source),
-            )  # fmt: skip
-    except BaseException:
-        _discard(directory, backup_id, partial, final)
-        raise
-
-
-def _finish(
-    directory: Path,
-    backup_id: str,
-    store: str,
-    backend: str,
-    kind: str,
-    now: datetime,
-    started: float,
-    files: tuple[Path, Path],
-    versions: dict[str, str | None],
-    counts: dict[str, int],
-    source: str,
-) -> Manifest:
-    """Move the finished data file into place, then write its manifest (last)."""
-    partial, final = files
-    os.chmod(partial, 0o600)  # backups hold credentials: owner only
-    os.replace(partial, final)
-    manifest = Manifest(
-        id=backup_id,
-        store=store,
-        backend=backend,
-        kind=kind,
-        file=final.name,
-        sha256=_sha256(final),
-        size_bytes=final.stat().st_size,
-        schema_versions=versions,
-        row_counts=counts,
-        created_at=now.isoformat(),
-        seconds=round(time.perf_counter() - started, 3),
-        source=source,
+    pending = _Pending.start(
+        directory, backup_archive.ARCHIVE_STORE, backup_archive.BACKEND, kind, backup_archive.SUFFIX
     )
-    _write_manifest(directory, manifest)
-    return manifest
-
-
-def _discard(directory: Path, backup_id: str, partial: Path, final: Path) -> None:
-    partial.unlink(missing_ok=True)
-    final.unlink(missing_ok=True)
-    (directory / f"{backup_id}.json.partial").unlink(missing_ok=True)
+    try:
+        with _writing(directory, f"backup {pending.id}"):
+            counts = backup_archive.pack(source, pending.partial)
+            return pending.finish({}, counts, str(source))
+    except BaseException:
+        pending.discard()
+        raise
 
 
 def create_backups(
