@@ -1,4 +1,5 @@
-"""Backups of the candle archive: archived candles survive the loss of the archive."""
+"""The candle archive in operations: backups (archived candles survive the loss of the
+archive) and the health report."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 from cryptotrading.cli import app
 from cryptotrading.errors import NotFoundError, ValidationError
 from cryptotrading.market import MarketStore
-from cryptotrading.ops import backup
+from cryptotrading.ops import backup, health
 from cryptotrading.ops.archive import archive_time_series, verify_archive
 from cryptotrading.stores import Stores
 from tests.conftest import settings_env
@@ -114,3 +115,18 @@ def test_archive_backup_from_the_cli(
         app, ["backup", "verify", manifest["id"], "--dir", str(backup_dir), "--json"], env=env
     )
     assert verified.exit_code == 0 and json.loads(verified.stdout)["ok"]
+
+
+def test_health_reports_the_archive(stores: Stores, market_data_dir: Path) -> None:
+    assert health.check(stores).archive is None
+    market, _ = _archived_market(stores, market_data_dir)
+    archive = health.check(stores).archive
+    assert archive is not None
+    assert (archive["partitions"], archive["first_month"], archive["last_month"]) == (
+        6,
+        "2020-12",
+        "2021-05",
+    )
+    assert archive["bytes"] == sum(p.stat().st_size for p in market.archive_dir.rglob("*.parquet"))
+    shown = CliRunner().invoke(app, ["health", "--json"], env=settings_env(stores.settings))
+    assert json.loads(shown.stdout)["archive"] == archive

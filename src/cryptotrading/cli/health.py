@@ -49,6 +49,12 @@ def _render(report: health_ops.HealthReport, written: int | None) -> None:
             f"replica {state['replica']}: last pass "
             + (f"{state['age_seconds']:.0f} s ago" if state["last_pass"] else "never")
         )
+    if report.archive is not None:
+        archive = report.archive
+        console.print(
+            f"candle archive {archive['dir']}: {archive['partitions']} partitions, "
+            f"{archive['bytes']} bytes, {archive['first_month']} .. {archive['last_month']}"
+        )
     if report.slow_queries:
         print_table(
             "slow queries",

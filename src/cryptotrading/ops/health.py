@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select
@@ -25,6 +26,7 @@ from cryptotrading.models import (
     SystemMetric,
 )
 from cryptotrading.ops import monitoring, replication
+from cryptotrading.ops.archive import partition_files
 from cryptotrading.ops.health_readings import (
     HostHealth,
     StoreHealth,
@@ -78,6 +80,7 @@ class HealthReport:
     quality: list[dict[str, Any]]
     alerts: list[Alert]
     replication: dict[str, Any] | None = None
+    archive: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -93,6 +96,7 @@ class HealthReport:
             "slow_queries": self.slow_queries,
             "data_quality": self.quality,
             "replication": self.replication,
+            "archive": self.archive,
             "alerts": [a.as_dict() for a in self.alerts],
         }
 
@@ -315,6 +319,21 @@ def _alerts(report: HealthReport, limits: Thresholds) -> list[Alert]:
     return alerts
 
 
+def _archive(archive_dir: Path) -> dict[str, Any] | None:
+    """Size and span of the candle archive (file sizes only; `db check` verifies it)."""
+    files = list(partition_files(archive_dir))
+    if not files:
+        return None
+    months = sorted(partition.month for partition, _ in files)
+    return {
+        "dir": str(archive_dir),
+        "partitions": len(files),
+        "bytes": sum(path.stat().st_size for _, path in files),
+        "first_month": months[0],
+        "last_month": months[-1],
+    }
+
+
 def check(stores: Stores, limits: Thresholds | None = None) -> HealthReport:
     """Read every figure and derive the alerts; writes nothing."""
     limits = limits or Thresholds()
@@ -335,6 +354,7 @@ def check(stores: Stores, limits: Thresholds | None = None) -> HealthReport:
         now, host_health(stores.settings.data_dir), store_reports, slow, quality, []
     )
     report.replication = _replication(stores, store_reports, now)
+    report.archive = _archive(stores.settings.data_dir / "archive")
     report.alerts = _alerts(report, limits)
     for store in store_reports:
         if store.status == "ok" and any(
