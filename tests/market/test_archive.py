@@ -108,6 +108,10 @@ def test_archive_cli(market: MarketStore, binance_dir: Path) -> None:
     settings = market.stores.settings
     rows = load_rows(binance_dir / "SOL_USDT-1h.json")
     market.write_ohlcv(rows, symbol="SOL/USDT", timeframe="1h")
+    plan = cli_json(settings, "market", "archive", "--older-than", "1d", "--dry-run", "--json")
+    assert plan["dry_run"] and plan["rows"] == len(rows) and len(plan["partitions"]) == 8
+    assert {p["month"] for p in plan["partitions"]} >= {"2020-12", "2021-07"}
+    assert _hot_rows(market) == len(rows) and not market.archive_dir.exists()
     report = cli_json(settings, "market", "archive", "--older-than", "2000w", "--json")
     assert report["rows"] == 0  # nothing is 38 years old
     report = cli_json(settings, "market", "archive", "--older-than", "1d", "--json")

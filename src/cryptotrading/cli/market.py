@@ -35,7 +35,12 @@ from cryptotrading.market.quality import find_gaps, quality_pass
 from cryptotrading.market.store import MarketStore
 from cryptotrading.market.tickers import aggregate, fetch_and_store
 from cryptotrading.market.validation import iso
-from cryptotrading.ops.archive import archive_time_series, parse_age, verify_archive
+from cryptotrading.ops.archive import (
+    archive_time_series,
+    parse_age,
+    plan_archive,
+    verify_archive,
+)
 
 market_app = typer.Typer(
     cls=ErrorReportingGroup,
@@ -552,18 +557,26 @@ def archive_command(
     archive_dir: Path | None = typer.Option(
         None, "--archive-dir", help="Default: <data dir>/archive."
     ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Only show which partitions and how many candles would move."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Move old candles from time_series into verified monthly Parquet partitions;
     reads (show, export, read_ohlcv) keep seeing them."""
     market = _market(ctx)
     target = archive_dir or market.archive_dir
-    report = archive_time_series(market.engine, target, parse_age(older_than))
-    payload = {**report.as_dict(), "archive_dir": str(target)}
+    if dry_run:
+        report = plan_archive(market.engine, parse_age(older_than))
+        verb = "would archive"
+    else:
+        report = archive_time_series(market.engine, target, parse_age(older_than))
+        verb = "archived"
+    payload = {**report.as_dict(), "archive_dir": str(target), "dry_run": dry_run}
     emit(
         as_json,
         payload,
         lambda: typer.echo(
-            f"archived {report.rows:,} candles in {len(report.partitions)} partition(s) to {target}"
+            f"{verb} {report.rows:,} candles in {len(report.partitions)} partition(s) to {target}"
         ),
     )

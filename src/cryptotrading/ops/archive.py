@@ -134,6 +134,35 @@ def archive_time_series(
     return report
 
 
+def plan_archive(
+    engine: Engine, older_than: timedelta, *, now: datetime | None = None
+) -> ArchiveReport:
+    """What :func:`archive_time_series` would move (partitions and rows); changes nothing."""
+    cutoff = int(((now or datetime.now(UTC)) - older_than).timestamp() * 1000)
+    report = ArchiveReport(cutoff_ms=cutoff)
+    count = text(
+        "SELECT count(*) FROM time_series WHERE exchange = :exchange AND symbol = :symbol "
+        "AND frequency = :frequency AND timestamp >= :start AND timestamp < :end"
+    )
+    partitions = _partitions_before(engine, cutoff)
+    with translate_errors("market"), engine.connect() as connection:
+        for partition in partitions:
+            start, end = partition.bounds()
+            rows = connection.execute(
+                count,
+                {
+                    "exchange": partition.exchange,
+                    "symbol": partition.symbol,
+                    "frequency": partition.timeframe,
+                    "start": start,
+                    "end": min(end, cutoff),
+                },
+            ).scalar_one()
+            if rows:
+                report.partitions.append({**asdict(partition), "rows": int(rows)})
+    return report
+
+
 def _partitions_before(engine: Engine, cutoff: int) -> list[Partition]:
     with translate_errors("market"), engine.connect() as connection:
         rows = connection.execute(
@@ -354,6 +383,7 @@ __all__ = [
     "month_of",
     "parse_age",
     "partition_files",
+    "plan_archive",
     "read_archive",
     "verify_archive",
 ]
