@@ -80,7 +80,9 @@ def test_unsorted_trades_are_ordered_and_file_order_kept_within_a_millisecond() 
         ([[T, -1.0, 1.0]], "trade 0 .*price is missing, not finite or not positive"),
         ([[T, 1.0, 1.0], [T + 1, 1.0, float("nan")]], "trade 1 .*amount is missing"),
         ([[T, 1.0, 1.0], [T + 1, 1.0, -2.0]], "trade 1 .*amount is missing"),
-        ([[T, 1.0, 1.0, 5.0, 6.0]], "7 values .* or 3"),
+        ([[T, 1.0, 1.0, 5.0, 6.0]], "7 values .* or all 3"),
+        ([[T, 1.0, 1.0], 5], "7 values .* or all 3"),
+        ([[T, 1.0, 1.0], [T, 1.0]], "7 values .* or all 3"),
         ([{"timestamp": T, "amount": 1.0}], "no price column"),
         ([{"timestamp": T, "price": "abc", "amount": 1.0}], "price 'abc' is not a number"),
         ([{"price": 1.0, "amount": 1.0}], "no time column"),
@@ -119,7 +121,7 @@ def test_store_and_cli_import_trades(market: MarketStore, freqtrade: Path, tmp_p
     # bad input: a candle file, a broken trade -- clear errors, nothing written
     candles = freqtrade / "UNITTEST_BTC-1m.json"
     result = cli(settings, "market", "import-trades", str(candles), "-s", "BAD/ETH")
-    assert result.exit_code == 5 and "7 values (Freqtrade) or 3" in result.stderr
+    assert result.exit_code == 5 and "7 values (Freqtrade) or all 3" in result.stderr
     with gzip.open(path) as handle:
         rows = json.load(handle)
     rows[5000][4] = 0

@@ -72,10 +72,12 @@ def _rows_to_frame(rows: list[Any]) -> pd.DataFrame:
         return pd.DataFrame.from_records(rows)
     width = len(rows[0]) if isinstance(rows[0], list | tuple) else 0
     positions = {7: (0, 4, 5), 3: (0, 1, 2)}.get(width)
-    if positions is None or any(len(row) != width for row in rows):
+    if positions is None or any(
+        not isinstance(row, list | tuple) or len(row) != width for row in rows
+    ):
         raise ValidationError(
-            f"trade rows must have 7 values (Freqtrade) or 3 (timestamp, price, amount); "
-            f"the first has {width}",
+            "trade rows must all have 7 values (Freqtrade) or all 3 (timestamp, price, "
+            f"amount); the first has {width}",
             hint=_HINT,
         )
     return pd.DataFrame(
