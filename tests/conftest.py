@@ -261,9 +261,11 @@ def market_data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def spec_file() -> Path:
-    path = SHARED_DIR / "spec" / "DATABASE_SCHEMA.md"
+    """The spec as committed with the repository (``docs/spec``; a test checks that it
+    still equals ``../shared/spec`` when that exists)."""
+    path = ROOT / "docs" / "spec" / "DATABASE_SCHEMA.md"
     if not path.is_file():
-        pytest.fail(f"spec not found at {path}; set CRYPTOTRADING_SHARED_DIR")
+        pytest.fail(f"spec not found at {path}")
     return path
 
 
