@@ -77,6 +77,34 @@ class Candles:
         )
 
 
+def unstored(stored: Candles, candles: Candles) -> tuple[Candles, bool]:
+    """The rows of *candles* that are new or differ from *stored* (the stored candles
+    of the same series over at least the same range, sorted by time), compared value
+    for value (numerically: ``0.0 == -0.0``), and whether all of them are new keys."""
+    if len(stored) == 0:
+        return candles, True
+    ts = candles.timestamp
+    where = np.searchsorted(stored.timestamp, ts)
+    at = np.where(where < len(stored), where, 0)
+    known = (where < len(stored)) & (stored.timestamp[at] == ts)
+    same = known.copy()
+    for name in VALUE_COLUMNS:
+        same &= getattr(stored, name)[at] == getattr(candles, name)
+    keep = ~same
+    if keep.all():
+        return candles, not bool(known.any())
+    fresh = Candles(*(getattr(candles, name)[keep] for name in COLUMNS))
+    return fresh, not bool((known & keep).any())
+
+
+def without_negative_zero(candles: Candles) -> Candles:
+    """*candles* with ``-0.0`` stored as ``0.0`` (adding ``0.0`` maps -0.0 to 0.0 and
+    leaves every other value as it is), so equal values are also equal bits."""
+    return Candles(
+        candles.timestamp, *(np.add(getattr(candles, name), 0.0) for name in VALUE_COLUMNS)
+    )
+
+
 def to_candles(data: Any) -> Candles:
     """Convert a DataFrame, Arrow table, numpy (structured or n x 6) array or ccxt rows
     ``[[ts, o, h, l, c, v], ...]`` into :class:`Candles` (values are not validated)."""

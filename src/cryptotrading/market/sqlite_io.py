@@ -18,13 +18,11 @@ import numpy as np
 
 from cryptotrading.errors import StoreError
 from cryptotrading.market import native_read
-from cryptotrading.market.candles import CANDLE_DTYPE, VALUE_COLUMNS, Candles
+from cryptotrading.market.candles import CANDLE_DTYPE, Candles, unstored
 from cryptotrading.market.timeframes import parse_timeframe
 
 log = logging.getLogger(__name__)
 ROWS_PER_STATEMENT = 500
-#: Candles per checksum comparison: identical re-ingests skip whole chunks.
-CHECK_ROWS = 10_000
 _SELECT = "SELECT timestamp, open, high, low, close, volume FROM time_series"
 _UPSERT = (
     " ON CONFLICT (symbol, frequency, timestamp, exchange) DO UPDATE SET"
@@ -56,44 +54,16 @@ def write(
     candles: Candles,
     ingested_at: int,
 ) -> int:
-    """Upsert *candles* (inside the caller's transaction); returns rows changed.
-    Chunks whose stored copy is identical are skipped without writing."""
-    changed = 0
-    for begin in range(0, len(candles), CHECK_ROWS):
-        chunk = candles.slice(begin, begin + CHECK_ROWS)
-        if not _already_stored(conn, symbol, frequency, exchange, chunk):
-            changed += _upsert(conn, symbol, frequency, exchange, chunk, ingested_at)
-    return changed
-
-
-def _checksums(candles: Candles) -> tuple[Any, ...]:
-    """Count, timestamp sum and position-weighted value sums, added up in timestamp
-    order exactly as SQLite's ``sum()`` does (sequential float64 additions)."""
-    ts = candles.timestamp
-    weight = ((ts - ts[0]) // 1000 + 1).astype(np.float64)
-    sums = [float(np.add.accumulate(getattr(candles, name) * weight)[-1]) for name in VALUE_COLUMNS]
-    return (len(ts), int(ts.sum()), *sums)
-
-
-_CHECKSUM_SQL = (
-    "SELECT COUNT(*), SUM(timestamp)"
-    + "".join(f", SUM({name} * ((timestamp - ?5) / 1000 + 1))" for name in VALUE_COLUMNS)
-    + " FROM time_series WHERE symbol = ?1 AND frequency = ?2 AND exchange = ?3"
-    " AND timestamp >= ?5 AND timestamp <= ?4"
-)
-
-
-def _already_stored(
-    conn: sqlite3.Connection, symbol: str, frequency: str, exchange: str, candles: Candles
-) -> bool:
-    """True when the stored candles of this range equal *candles* (same checksums,
-    computed in C without fetching rows). A mismatch -- even one caused only by a
-    different float summation in some SQLite version -- just means an upsert."""
+    """Upsert *candles* (inside the caller's write transaction, before it has written
+    anything); returns rows changed. The stored candles of the range are read first
+    and only rows that are new or differ value for value are written, so re-ingesting
+    known candles costs a read, not a write, and no change is ever skipped."""
     first, last = int(candles.timestamp[0]), int(candles.timestamp[-1])
-    row = conn.execute(_CHECKSUM_SQL, (symbol, frequency, exchange, last, first)).fetchone()
-    if row is None or row[0] != len(candles):
-        return False
-    return tuple(row) == _checksums(candles)
+    stored = read(conn, symbol, frequency, exchange, first, last + 1, native=True, unwritten=True)
+    fresh, _all_new = unstored(stored, candles)
+    if len(fresh) == 0:
+        return 0
+    return _upsert(conn, symbol, frequency, exchange, fresh, ingested_at)
 
 
 def _upsert(
@@ -135,12 +105,17 @@ def read(
     end: int | None,
     *,
     native: bool = False,
+    unwritten: bool = False,
 ) -> Candles:
     """Candles in ``[start, end)`` ordered by timestamp (all exchanges when None); with
-    *native*, large reads take :mod:`cryptotrading.market.native_read`."""
+    *native*, large reads take :mod:`cryptotrading.market.native_read`. *unwritten*
+    says that the transaction open on *conn* holds the write lock but has written
+    nothing yet, so another connection's snapshot is exactly what *conn* sees."""
     where, params = _where(symbol, frequency, exchange, start, end)
     sql = f"{_SELECT} WHERE {where} ORDER BY timestamp"
-    native_target = native and _native_target(conn, symbol, frequency, exchange, start, end)
+    native_target = native and _native_target(
+        conn, symbol, frequency, exchange, start, end, unwritten=unwritten
+    )
     if native_target:
         path, expected = native_target
         try:
@@ -160,12 +135,14 @@ def _native_target(
     exchange: str | None,
     start: int | None,
     end: int | None,
+    *,
+    unwritten: bool = False,
 ) -> tuple[str, int] | None:
     """(database file, expected rows) when this read should take the native path: a
-    file database, no transaction open on *conn* (its uncommitted writes would be
-    invisible to another connection) and at least ``native_read.MIN_ROWS`` candles
-    expected from the stored span (two index probes)."""
-    if conn.in_transaction:
+    file database, no uncommitted write on *conn* (it would be invisible to another
+    connection) and at least ``native_read.MIN_ROWS`` candles expected from the
+    stored span (two index probes)."""
+    if conn.in_transaction and not unwritten:
         return None
     path = conn.execute("PRAGMA database_list").fetchone()[2]
     if not path:

@@ -31,7 +31,13 @@ from cryptotrading.market.archived import (
     merge_hot_and_archived,
     read_archived,
 )
-from cryptotrading.market.candles import COLUMNS, VALUE_COLUMNS, Candles, to_candles
+from cryptotrading.market.candles import (
+    VALUE_COLUMNS,
+    Candles,
+    to_candles,
+    unstored,
+    without_negative_zero,
+)
 from cryptotrading.market.resample import resample
 from cryptotrading.market.timeframes import Timeframe, parse_timeframe
 from cryptotrading.market.trades import to_trades, trades_to_candles
@@ -158,6 +164,7 @@ class MarketStore:
         check_names(symbol, exchange)
         candles = to_candles(data)
         validate_candles(candles, frame)
+        candles = without_negative_zero(candles)
         if len(candles) == 0:
             return WriteResult(0, 0)
         now = int(time.time() * 1000)
@@ -185,17 +192,7 @@ class MarketStore:
         stored: Candles = self._io.read(
             conn, symbol, frequency, exchange, int(ts[0]), int(ts[-1]) + 1
         )
-        if len(stored) == 0:
-            return candles, True
-        where = np.searchsorted(stored.timestamp, ts)
-        at = np.where(where < len(stored), where, 0)
-        known = (where < len(stored)) & (stored.timestamp[at] == ts)
-        same = known.copy()
-        for name in VALUE_COLUMNS:
-            same &= getattr(stored, name)[at] == getattr(candles, name)
-        keep = ~same
-        fresh = Candles(*(getattr(candles, name)[keep] for name in COLUMNS))
-        return fresh, not bool((known & keep).any())
+        return unstored(stored, candles)
 
     def write_trades(
         self, data: Any, *, symbol: str, timeframe: str = "1m", exchange: str = ""
