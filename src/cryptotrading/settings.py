@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     master_key_file: Path | None = Field(
         default=None, description="File holding the vault master secret (else the env var)."
     )
+    backup_key_file: Path | None = Field(
+        default=None, description="Key signing backup manifests (default <data_dir>/backup.key)."
+    )
     sqlite_busy_timeout_ms: int = Field(
         default=30_000, ge=0, description="How long a SQLite writer waits for a lock."
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cryptotrading.errors import NotFoundError, ValidationError
+from cryptotrading.migrations import head
 from cryptotrading.ops import backup
 from cryptotrading.stores import Stores
 from tests.ops.helpers import count_rows, insert_candles, insert_metrics
@@ -27,10 +28,10 @@ def test_create_writes_manifest_with_checksum_counts_and_versions(
     assert {m.store for m in manifests} == {"app", "market"}
     market = next(m for m in manifests if m.store == "market")
     assert market.row_counts["time_series"] == 500
-    assert market.schema_versions == {"market": "2.0.0"}
+    assert market.schema_versions == {"market": head("market")}
     app = next(m for m in manifests if m.store == "app")
     assert app.row_counts["system_metrics"] == 25
-    assert app.schema_versions == {"app": "2.0.0"}
+    assert app.schema_versions == {"app": head("app")}
     for manifest in manifests:
         data = json.loads((backup_dir / f"{manifest.id}.json").read_text())
         assert data["sha256"] == manifest.sha256 and len(manifest.sha256) == 64
@@ -146,8 +147,15 @@ def test_damaged_content_with_a_re_signed_manifest_is_refused(
     else:
         data = archive.read_bytes()
         archive.write_bytes(data[: len(data) * 6 // 10])  # the TOC survives, the data not
-    fixed = {**manifest.as_dict(), "sha256": backup._sha256(archive)}
-    (backup_dir / f"{manifest.id}.json").write_text(json.dumps(fixed))
+    # Re-signed with the key (as if the data was damaged before it was checksummed).
+    from dataclasses import replace
+
+    from cryptotrading.ops import backup_signing
+
+    fixed = replace(manifest, sha256=backup._sha256(archive))
+    key = backup_signing.load_key(stores.settings)
+    fixed = replace(fixed, signature=backup_signing.sign(key, fixed.signed_fields()))
+    (backup_dir / f"{manifest.id}.json").write_text(json.dumps(fixed.as_dict()))
     stores.close()
     before = _live_fingerprint(stores)
     stores.close()
@@ -231,15 +239,13 @@ def test_a_manifest_naming_a_file_outside_the_directory_is_ignored(
     assert backup.list_backups(backup_dir) == []
 
 
-def test_leftovers_of_killed_backups_are_removed_once_stale(
-    stores: Stores, backup_dir: Path
-) -> None:
+def test_leftovers_of_killed_backups_are_removed(stores: Stores, backup_dir: Path) -> None:
     kept = backup.create_backup(stores, "app", "daily", backup_dir)
     orphan = backup.create_backup(stores, "app", "daily", backup_dir)
     (backup_dir / f"{orphan.id}.json").unlink()  # killed between data file and manifest
     (backup_dir / "app-daily-x.db.gz.partial").write_bytes(b"half")
     (backup_dir / ".verify-abc").mkdir()
-    assert backup.remove_leftovers(backup_dir) == []  # fresh: maybe still being written
-    removed = {p.name for p in backup.remove_leftovers(backup_dir, older_than_seconds=0)}
+    assert backup.remove_leftovers(backup_dir, older_than_seconds=3600) == []  # too fresh
+    removed = {p.name for p in backup.remove_leftovers(backup_dir)}
     assert removed == {orphan.file, "app-daily-x.db.gz.partial", ".verify-abc"}
     assert {p.name for p in backup_dir.iterdir()} == {kept.file, f"{kept.id}.json"}

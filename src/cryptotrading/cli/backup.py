@@ -30,10 +30,21 @@ def _directory(ctx: typer.Context, directory: Path | None) -> Path:
     return directory or backup.default_directory(open_stores(ctx))
 
 
-def _print_manifests(title: str, manifests: list[backup.Manifest]) -> None:
+AllowUnsignedOption = typer.Option(
+    False,
+    "--allow-unsigned",
+    help="Accept a manifest without a signature (made before manifests were signed, or "
+    "whose key is lost); the content is still checked.",
+)
+
+
+def _print_manifests(
+    title: str, manifests: list[backup.Manifest], trust: list[str] | None = None
+) -> None:
+    columns = ["id", "store", "kind", "created", "bytes", "rows", "versions"]
     print_table(
         title,
-        ["id", "store", "kind", "created", "bytes", "rows", "versions"],
+        columns + (["signature"] if trust is not None else []),
         [
             (
                 m.id,
@@ -43,8 +54,9 @@ def _print_manifests(title: str, manifests: list[backup.Manifest]) -> None:
                 m.size_bytes,
                 m.total_rows,
                 ", ".join(f"{k} {v}" for k, v in m.schema_versions.items()),
+                *([trust[index]] if trust is not None else []),
             )
-            for m in manifests
+            for index, m in enumerate(manifests)
         ],
     )
 
@@ -76,9 +88,17 @@ def list_command(
     directory: Path | None = DirOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """List finished backups, newest first."""
-    manifests = backup.list_backups(_directory(ctx, directory), store)
-    emit(as_json, [m.as_dict() for m in manifests], lambda: _print_manifests("backups", manifests))
+    """List finished backups, newest first, with the state of their signature
+    (valid, altered, unsigned, key missing)."""
+    settings = open_stores(ctx).settings
+    listed = backup.describe_backups(settings, _directory(ctx, directory), store)
+    manifests = [m for m, _trust in listed]
+    trust = [t for _m, t in listed]
+    emit(
+        as_json,
+        [{**m.as_dict(), "signed": m.signed, "authenticity": t} for m, t in listed],
+        lambda: _print_manifests("backups", manifests, trust),
+    )
 
 
 @backup_app.command()
@@ -86,11 +106,15 @@ def verify(
     ctx: typer.Context,
     backup_id: str = typer.Argument(..., metavar="ID", help="Backup id (see `backup list`)."),
     directory: Path | None = DirOption,
+    allow_unsigned: bool = AllowUnsignedOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Checksum, restore into a scratch copy, integrity check and row counts; exit 1 if bad."""
+    """Signature, checksum, restore into a scratch copy, integrity check, schema lineage
+    and row counts; exit 1 if bad."""
     stores = open_stores(ctx)
-    result = backup.verify_backup(stores, backup_id, _directory(ctx, directory))
+    result = backup.verify_backup(
+        stores, backup_id, _directory(ctx, directory), allow_unsigned=allow_unsigned
+    )
     emit(
         as_json,
         result.as_dict(),
@@ -112,14 +136,27 @@ def restore(
     ctx: typer.Context,
     backup_id: str = typer.Argument(..., metavar="ID", help="Backup id (see `backup list`)."),
     directory: Path | None = DirOption,
+    allow_unsigned: bool = AllowUnsignedOption,
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Restore even while other processes use the store (PostgreSQL: they are "
+        "disconnected); what they write afterwards is lost.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Verify a backup, then swap it in atomically; the old database is kept aside.
 
-    Stop the processes writing to the store first.
+    Refused while another process uses the store: stop the writers first.
     """
     stores = open_stores(ctx)
-    restored = backup.restore_backup(stores, backup_id, _directory(ctx, directory))
+    restored = backup.restore_backup(
+        stores,
+        backup_id,
+        _directory(ctx, directory),
+        allow_unsigned=allow_unsigned,
+        force=force,
+    )
     emit(
         as_json,
         restored.as_dict(),

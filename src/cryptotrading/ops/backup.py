@@ -1,74 +1,75 @@
-"""Verified, compressed backups with a manifest, rotation and an atomic restore.
+"""Verified, compressed, signed backups with a manifest, rotation and an atomic restore.
 
 A backup of one store is two files in the backup directory (default
 ``<data_dir>/backups``): the data (``<id>.db.gz`` -- a gzipped SQLite online copy --
 or ``<id>.pgdump`` -- ``pg_dump -Fc``) and ``<id>.json``, the manifest (sha256,
-size, schema versions, row counts, time). The manifest is written last: a backup
-without one never finished and is ignored. ``verify`` checks the checksum and
-restores into a scratch copy that must pass the integrity check and match the
-manifest's row counts; ``restore`` does the same, then swaps the verified copy in,
-keeping the old database aside. The candle archive (Parquet files outside the
-databases) is backed up the same way as the pseudo-store ``archive``
-(:mod:`cryptotrading.ops.backup_archive`).
+size, schema versions, row counts, time), signed with the backup key
+(:mod:`cryptotrading.ops.backup_signing`). The manifest is written last: a backup
+without one never finished and is ignored. ``verify`` authenticates the manifest,
+checks the checksum and restores into a scratch copy that must pass the integrity
+check, be a database of the store's schema lineage
+(:mod:`cryptotrading.ops.backup_lineage`) and match the manifest's row counts;
+``restore`` does the same, refuses while another process uses the store, then swaps
+the verified copy in, keeping the old database aside. The candle archive (Parquet
+files outside the databases) is backed up the same way as the pseudo-store
+``archive`` (:mod:`cryptotrading.ops.backup_archive`).
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import hashlib
-import json
 import os
 import shutil
-import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy.engine import make_url
 
 from cryptotrading.db.engine import normalize_url
-from cryptotrading.errors import DataDirError, NotFoundError, StoreError, ValidationError
+from cryptotrading.errors import (
+    ConfigurationError,
+    CryptotradingError,
+    NotFoundError,
+    StoreError,
+    ValidationError,
+)
 from cryptotrading.models import lineage_tables
-from cryptotrading.ops import backup_archive, backup_postgres, backup_sqlite
-from cryptotrading.stores import Store, Stores
+from cryptotrading.ops import (
+    backup_archive,
+    backup_files,
+    backup_lineage,
+    backup_manifest,
+    backup_postgres,
+    backup_signing,
+    backup_sqlite,
+)
+from cryptotrading.ops.backup_files import remove_leftovers
+from cryptotrading.ops.backup_manifest import KINDS, MANIFEST_FORMAT, Manifest
+from cryptotrading.settings import Settings
+from cryptotrading.stores import Stores
 
-Kind = Literal["daily", "weekly"]
-KINDS: tuple[str, ...] = ("daily", "weekly")
-MANIFEST_FORMAT = 1
+__all__ = [
+    "KINDS",
+    "MANIFEST_FORMAT",
+    "Manifest",
+    "create_backup",
+    "create_backups",
+    "describe_backups",
+    "list_backups",
+    "load_manifest",
+    "prune_backups",
+    "remove_leftovers",
+    "restore_backup",
+    "verify_backup",
+]
+
 DEFAULT_KEEP_DAILY = 7
 DEFAULT_KEEP_WEEKLY = 4
-#: Leftovers of killed backups older than this are removed by prune.
-STALE_AFTER_SECONDS = 3600.0
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """What one backup holds, and how to check it."""
-
-    id: str
-    store: str
-    backend: str
-    kind: str
-    file: str
-    sha256: str
-    size_bytes: int
-    schema_versions: dict[str, str | None]
-    row_counts: dict[str, int]
-    created_at: str
-    seconds: float
-    source: str
-    format: int = MANIFEST_FORMAT
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @property
-    def total_rows(self) -> int:
-        return sum(self.row_counts.values())
 
 
 @dataclass
@@ -108,12 +109,14 @@ class Restored:
     store: str
     kept_aside: str
     verification: Verification
+    forced: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "store": self.store,
             "kept_aside": self.kept_aside,
+            "forced": self.forced,
             "verification": self.verification.as_dict(),
         }
 
@@ -126,8 +129,8 @@ def _stamp(moment: datetime) -> str:
     return moment.strftime("%Y%m%dT%H%M%S%fZ")
 
 
-def _tables(store: Store) -> list[str]:
-    return [table.name for lineage in store.lineages for table in lineage_tables(lineage)]
+def _tables(lineages: tuple[str, ...]) -> list[str]:
+    return [table.name for lineage in lineages for table in lineage_tables(lineage)]
 
 
 def _sha256(path: Path) -> str:
@@ -138,43 +141,11 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _prepare_directory(directory: Path) -> None:
-    try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataDirError(
-            f"cannot create backup directory {directory}: {exc.strerror}",
-            hint="Choose a writable directory with --dir, or fix the permissions.",
-        ) from None
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise DataDirError(
-            f"backup directory {directory} is not writable",
-            hint="Choose a writable directory with --dir, or fix the permissions.",
-        )
-
-
-@contextlib.contextmanager
-def _writing(directory: Path, what: str) -> Iterator[None]:
-    """Turn OS errors while writing a backup (disk full, read-only) into DataDirError."""
-    try:
-        yield
-    except (OSError, sqlite3.Error) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise DataDirError(
-            f"cannot write {what} in {directory}: {reason}",
-            hint="Free disk space or choose another directory with --dir; "
-            "the source database was not changed.",
-        ) from None
-
-
-def _write_manifest(directory: Path, manifest: Manifest) -> None:
-    final = directory / f"{manifest.id}.json"
-    partial = final.with_suffix(".json.partial")
-    with partial.open("w") as handle:
-        json.dump(manifest.as_dict(), handle, indent=2, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, final)
+def _signing_key(settings: Settings, directory: Path) -> backup_signing.BackupKey:
+    """The key that signs new manifests (created if missing), never in *directory*."""
+    backup_signing.ensure_key(settings)
+    backup_signing.check_outside(settings, directory)
+    return backup_signing.load_key(settings)
 
 
 @dataclass(frozen=True)
@@ -182,6 +153,7 @@ class _Pending:
     """A backup being written: its id, its data file's final and partial paths."""
 
     directory: Path
+    key: backup_signing.BackupKey
     id: str
     store: str
     backend: str
@@ -192,23 +164,39 @@ class _Pending:
     partial: Path
 
     @classmethod
-    def start(cls, directory: Path, store: str, backend: str, kind: str, suffix: str) -> _Pending:
-        _prepare_directory(directory)
+    def start(
+        cls, settings: Settings, directory: Path, store: str, backend: str, kind: str
+    ) -> _Pending:
+        """Prepare the directory, remove what killed backups left there, and create
+        the (owner-only) partial data file. Call inside ``backup_files.in_use``."""
+        key = _signing_key(settings, directory)
         now = datetime.now(UTC)
         backup_id = f"{store}-{kind}-{_stamp(now)}"
+        suffix = backup_manifest.SUFFIXES[backend]
         final = directory / f"{backup_id}{suffix}"
         partial = directory / f"{backup_id}{suffix}.partial"
-        return cls(
-            directory, backup_id, store, backend, kind, now, time.perf_counter(), final, partial
+        pending = cls(
+            directory,
+            key,
+            backup_id,
+            store,
+            backend,
+            kind,
+            now,
+            time.perf_counter(),
+            final,
+            partial,
         )
+        with backup_files.writing(directory, f"backup {backup_id}"):
+            backup_sqlite.create_private(partial)
+        return pending
 
     def finish(
         self, versions: dict[str, str | None], counts: dict[str, int], source: str
     ) -> Manifest:
         """Move the finished data file into place, then write its manifest (last)."""
-        os.chmod(self.partial, 0o600)  # backups hold credentials: owner only
         os.replace(self.partial, self.final)
-        manifest = Manifest(
+        unsigned = Manifest(
             id=self.id,
             store=self.store,
             backend=self.backend,
@@ -222,7 +210,9 @@ class _Pending:
             seconds=round(time.perf_counter() - self.started, 3),
             source=source,
         )
-        _write_manifest(self.directory, manifest)
+        signature = backup_signing.sign(self.key, unsigned.signed_fields())
+        manifest = dataclasses.replace(unsigned, signature=signature)
+        backup_manifest.write(self.directory, manifest)
         return manifest
 
     def discard(self) -> None:
@@ -231,11 +221,17 @@ class _Pending:
         (self.directory / f"{self.id}.json.partial").unlink(missing_ok=True)
 
 
+def _begin(directory: Path) -> None:
+    """Create the backup directory and remove what killed backups left in it."""
+    backup_files.prepare(directory)
+    backup_files.remove_leftovers(directory)
+
+
 def create_backup(
     stores: Stores, store_name: str, kind: str = "daily", directory: Path | None = None
 ) -> Manifest:
     """Back up one store online into *directory* (``archive``: the candle archive);
-    returns the manifest written."""
+    returns the signed manifest written. Leftovers of killed backups are removed first."""
     if kind not in KINDS:
         raise ValidationError(
             f"unknown backup kind {kind!r}", hint=f"Choose one of: {', '.join(KINDS)}."
@@ -245,40 +241,46 @@ def create_backup(
         return _create_archive_backup(stores, kind, directory)
     store = stores.get(store_name)
     engine = stores.engine(store)
-    suffix = ".db.gz" if store.path is not None else ".pgdump"
-    pending = _Pending.start(directory, store.name, store.backend, kind, suffix)
-    partial = pending.partial
-    try:
-        with _writing(directory, f"backup {pending.id}"):
-            if store.path is not None:
-                copy = directory / f"{pending.id}.db.partial"
-                try:
-                    backup_sqlite.online_copy(
-                        store.path,
-                        copy,
-                        busy_timeout_ms=stores.settings.sqlite_busy_timeout_ms,
+    _begin(directory)
+    with backup_files.in_use(directory):
+        pending = _Pending.start(stores.settings, directory, store.name, store.backend, kind)
+        try:
+            with backup_files.writing(directory, f"backup {pending.id}"):
+                if store.path is not None:
+                    versions, counts = _copy_sqlite(stores, store.path, store.lineages, pending)
+                else:
+                    versions, counts = backup_postgres.dump(
+                        engine, store.url, pending.partial, store.lineages, _tables(store.lineages)
                     )
-                    problems = backup_sqlite.integrity_errors(copy)
-                    if problems:
-                        raise ValidationError(
-                            f"the copy of store {store.name!r} fails the integrity check: "
-                            f"{'; '.join(problems)}",
-                            hint="Run `cryptotrading db check`; repair the live database first.",
-                        )
-                    versions, counts = backup_sqlite.describe(copy, store.lineages, _tables(store))
-                    backup_sqlite.compress(copy, partial)
-                finally:
-                    for leftover in ("", "-journal", "-wal", "-shm"):
-                        copy.with_name(copy.name + leftover).unlink(missing_ok=True)
-            else:
-                versions, counts = backup_postgres.dump(
-                    engine, store.url, partial, store.lineages, _tables(store)
-                )
-            source = str(store.path) if store.path is not None else store.display_url
-            return pending.finish(versions, counts, source)
-    except BaseException:
-        pending.discard()
-        raise
+                source = str(store.path) if store.path is not None else store.display_url
+                return pending.finish(versions, counts, source)
+        except BaseException:
+            pending.discard()
+            raise
+
+
+def _copy_sqlite(
+    stores: Stores, path: Path, lineages: tuple[str, ...], pending: _Pending
+) -> tuple[dict[str, str | None], dict[str, int]]:
+    """Online copy, integrity check, versions and counts, gzip into the partial file."""
+    copy = pending.directory / f"{pending.id}.db.partial"
+    try:
+        backup_sqlite.online_copy(
+            path, copy, busy_timeout_ms=stores.settings.sqlite_busy_timeout_ms
+        )
+        problems = backup_sqlite.integrity_errors(copy)
+        if problems:
+            raise ValidationError(
+                f"the copy of store {pending.store!r} fails the integrity check: "
+                f"{'; '.join(problems)}",
+                hint="Run `cryptotrading db check`; repair the live database first.",
+            )
+        versions, counts = backup_sqlite.describe(copy, lineages, _tables(lineages))
+        backup_sqlite.compress(copy, pending.partial)
+        return versions, counts
+    finally:
+        for leftover in ("", "-journal", "-wal", "-shm"):
+            copy.with_name(copy.name + leftover).unlink(missing_ok=True)
 
 
 def _create_archive_backup(stores: Stores, kind: str, directory: Path) -> Manifest:
@@ -289,16 +291,18 @@ def _create_archive_backup(stores: Stores, kind: str, directory: Path) -> Manife
             f"there is no candle archive to back up in {source}",
             hint="`cryptotrading market archive` creates it; back up the stores instead.",
         )
-    pending = _Pending.start(
-        directory, backup_archive.ARCHIVE_STORE, backup_archive.BACKEND, kind, backup_archive.SUFFIX
-    )
-    try:
-        with _writing(directory, f"backup {pending.id}"):
-            counts = backup_archive.pack(source, pending.partial)
-            return pending.finish({}, counts, str(source))
-    except BaseException:
-        pending.discard()
-        raise
+    _begin(directory)
+    with backup_files.in_use(directory):
+        pending = _Pending.start(
+            stores.settings, directory, backup_archive.ARCHIVE_STORE, backup_archive.BACKEND, kind
+        )
+        try:
+            with backup_files.writing(directory, f"backup {pending.id}"):
+                counts = backup_archive.pack(source, pending.partial)
+                return pending.finish({}, counts, str(source))
+        except BaseException:
+            pending.discard()
+            raise
 
 
 def create_backups(
@@ -313,48 +317,138 @@ def create_backups(
 
 
 def list_backups(directory: Path, store: str | None = None) -> list[Manifest]:
-    """Finished backups in *directory*, newest first."""
-    manifests = []
-    if directory.is_dir():
-        for path in directory.glob("*.json"):
-            try:
-                data = json.loads(path.read_text())
-                manifest = Manifest(**data)
-            except (OSError, ValueError, TypeError):
-                continue  # not one of our manifests
-            if Path(manifest.file).name != manifest.file or manifest.id != path.stem:
-                continue  # names a file outside the directory: never trusted
-            if store is None or manifest.store == store:
-                manifests.append(manifest)
-    return sorted(manifests, key=lambda m: (m.created_at, m.id), reverse=True)
+    """Finished backups in *directory*, newest first (invalid manifests skipped)."""
+    return backup_manifest.list_all(directory, store)
 
 
 def load_manifest(directory: Path, backup_id: str) -> Manifest:
-    for manifest in list_backups(directory):
-        if manifest.id == backup_id:
-            return manifest
-    raise NotFoundError(
-        f"no backup {backup_id!r} in {directory}",
-        hint="List the backups with `cryptotrading backup list`.",
+    """The manifest of *backup_id*: NotFoundError if absent, ValidationError if it is
+    not a valid manifest (edited, damaged, hostile)."""
+    return backup_manifest.load(directory, backup_id)
+
+
+def authenticity(manifest: Manifest, key: backup_signing.BackupKey | str) -> str:
+    """``valid``, ``altered``, ``unsigned``, or (*key* is the reason it could not be
+    loaded) ``key missing`` / ``key unreadable``."""
+    if not manifest.signed:
+        return "unsigned"
+    if isinstance(key, str):
+        return key
+    problem = backup_signing.problem(key, manifest.signed_fields(), manifest.signature)
+    return "valid" if problem is None else "altered"
+
+
+def _key_or_reason(settings: Settings) -> backup_signing.BackupKey | str:
+    try:
+        return backup_signing.load_key(settings)
+    except NotFoundError:
+        return "key missing"
+    except ConfigurationError:
+        return "key unreadable"
+
+
+def describe_backups(
+    settings: Settings, directory: Path, store: str | None = None
+) -> list[tuple[Manifest, str]]:
+    """Finished backups, newest first, each with its :func:`authenticity`."""
+    key = _key_or_reason(settings)
+    return [(m, authenticity(m, key)) for m in list_backups(directory, store)]
+
+
+def _authenticate(
+    settings: Settings, manifest: Manifest, result: Verification, *, allow_unsigned: bool
+) -> tuple[CryptotradingError | None, bool]:
+    """Add the ``signature`` check; returns the error a restore raises (None: go on)
+    and whether the content must not even be looked at (an altered manifest)."""
+    if not manifest.signed:
+        accepted = result.add(
+            "signature",
+            allow_unsigned,
+            "unsigned (made before manifests were signed)"
+            + ("; accepted with --allow-unsigned" if allow_unsigned else ""),
+        )
+        return None if accepted else _unsigned(manifest), False
+    try:
+        key = backup_signing.load_key(settings)
+    except NotFoundError as exc:
+        accepted = result.add(
+            "signature",
+            allow_unsigned,
+            exc.message + ("; accepted with --allow-unsigned" if allow_unsigned else ""),
+        )
+        return None if accepted else exc, False
+    except ConfigurationError as exc:
+        result.add("signature", False, exc.message)
+        return exc, True
+    problem = backup_signing.problem(key, manifest.signed_fields(), manifest.signature)
+    if result.add("signature", problem is None, problem or ""):
+        return None, False
+    return ValidationError(
+        f"backup {manifest.id} does not authenticate, nothing was restored: {problem}",
+        hint="Its manifest was edited (or signed with another key): choose another backup "
+        "(`cryptotrading backup list`). If the data dir was re-initialised, point "
+        f"{backup_signing.KEY_FILE_ENV} at the key the backup was made with.",
+    ), True
+
+
+def _unsigned(manifest: Manifest) -> ValidationError:
+    return ValidationError(
+        f"backup {manifest.id} is unsigned (made before backup manifests were signed), "
+        "nothing was restored",
+        hint="Restore it with --allow-unsigned: its content is still checked (checksum, "
+        "integrity, the store's schema lineage and the row counts) before the swap.",
     )
 
 
-def _compare(result: Verification, manifest: Manifest, versions: Any, counts: Any) -> None:
+def _compare(
+    result: Verification,
+    manifest: Manifest,
+    versions: dict[str, str | None],
+    counts: dict[str, int],
+) -> None:
     result.add(
         "schema_versions",
         versions == manifest.schema_versions,
         "" if versions == manifest.schema_versions else f"{versions} != {manifest.schema_versions}",
     )
     differing = {
-        table: (counts.get(table), expected)
-        for table, expected in manifest.row_counts.items()
-        if counts.get(table) != expected
+        table: (counts.get(table), manifest.row_counts.get(table))
+        for table in sorted({*manifest.row_counts, *counts})
+        if counts.get(table) != manifest.row_counts.get(table)
     }
     result.add(
         "row_counts",
         not differing,
-        "; ".join(f"{t}: {got} rows, manifest {want}" for t, (got, want) in differing.items()),
+        "; ".join(
+            f"{t}: {got} rows, manifest {want}" for t, (got, want) in list(differing.items())[:5]
+        ),
     )
+
+
+def _check_contents(
+    result: Verification,
+    manifest: Manifest,
+    lineages: tuple[str, ...],
+    contents: backup_lineage.Contents,
+) -> bool:
+    """The lineage check, then versions and row counts against the manifest."""
+    problems = backup_lineage.problems(contents, lineages)
+    result.add(
+        "lineage",
+        not problems,
+        f"not a database of store {manifest.store!r} ({', '.join(lineages)}): "
+        + "; ".join(problems),
+    )
+    versions = {lineage: contents.versions.get(lineage) for lineage in lineages}
+    _compare(result, manifest, versions, contents.counts)
+    return result.ok
+
+
+def _lineages(manifest: Manifest, result: Verification) -> tuple[str, ...] | None:
+    lineages = backup_lineage.store_lineages(manifest.store)
+    if lineages is None:
+        result.add("lineage", False, f"{manifest.store!r} is not a store of any layout")
+    return lineages
 
 
 def _verify_file(directory: Path, manifest: Manifest, result: Verification) -> Path | None:
@@ -370,7 +464,13 @@ def _verify_file(directory: Path, manifest: Manifest, result: Verification) -> P
     return archive
 
 
-def _verify_sqlite(manifest: Manifest, archive: Path, scratch: Path, result: Verification) -> bool:
+def _verify_sqlite(
+    manifest: Manifest,
+    lineages: tuple[str, ...],
+    archive: Path,
+    scratch: Path,
+    result: Verification,
+) -> bool:
     try:
         backup_sqlite.decompress(archive, scratch)
     except backup_sqlite.CORRUPT_STREAM_ERRORS as exc:
@@ -379,41 +479,61 @@ def _verify_sqlite(manifest: Manifest, archive: Path, scratch: Path, result: Ver
     problems = backup_sqlite.integrity_errors(scratch)
     if not result.add("integrity_check", not problems, "; ".join(problems)):
         return False
-    versions, counts = backup_sqlite.describe(
-        scratch, manifest.schema_versions, manifest.row_counts
-    )
-    _compare(result, manifest, versions, counts)
-    return result.ok
+    contents = backup_sqlite.contents(scratch, _tables(lineages))
+    return _check_contents(result, manifest, lineages, contents)
 
 
-def verify_backup(stores: Stores, backup_id: str, directory: Path | None = None) -> Verification:
-    """Checksum, then restore into a scratch copy: integrity check and row counts."""
+def verify_backup(
+    stores: Stores,
+    backup_id: str,
+    directory: Path | None = None,
+    *,
+    allow_unsigned: bool = False,
+) -> Verification:
+    """Authenticate the manifest, checksum, then restore into a scratch copy:
+    integrity check, the store's schema lineage, versions and row counts.
+
+    An unsigned manifest (or one whose key is missing) fails the ``signature`` check
+    unless *allow_unsigned*; the content is checked all the same. An altered manifest
+    stops the verification before its file is opened.
+    """
     directory = directory or default_directory(stores)
     manifest = load_manifest(directory, backup_id)
     result = Verification(manifest.id)
-    archive = _verify_file(directory, manifest, result)
-    if archive is None:
+    _error, altered = _authenticate(
+        stores.settings, manifest, result, allow_unsigned=allow_unsigned
+    )
+    if altered:
         return result
-    if manifest.backend == backup_archive.BACKEND:
-        with tempfile.TemporaryDirectory(dir=directory, prefix=".verify-") as scratch_dir:
-            _verify_archive_tar(manifest, archive, Path(scratch_dir) / "archive", result)
+    with backup_files.in_use(directory):
+        archive = _verify_file(directory, manifest, result)
+        if archive is None:
+            return result
+        if manifest.backend == backup_archive.BACKEND:
+            with tempfile.TemporaryDirectory(dir=directory, prefix=".verify-") as scratch_dir:
+                _verify_archive_tar(manifest, archive, Path(scratch_dir) / "archive", result)
+            return result
+        lineages = _lineages(manifest, result)
+        if lineages is None:
+            return result
+        if manifest.backend == "sqlite":
+            with tempfile.TemporaryDirectory(dir=directory, prefix=".verify-") as scratch_dir:
+                _verify_sqlite(
+                    manifest, lineages, archive, Path(scratch_dir) / "scratch.db", result
+                )
+            return result
+        store = stores.get(manifest.store)
+        try:
+            backup_postgres.list_contents(store.url, archive)
+            result.add("pg_restore_list", True)
+            with backup_postgres.scratch_restore(
+                store.url, archive, _tables(lineages), keep=False
+            ) as (_name, contents):
+                result.add("pg_restore", True)
+                _check_contents(result, manifest, lineages, contents)
+        except StoreError as exc:
+            result.add("pg_restore", False, exc.message)
         return result
-    if manifest.backend == "sqlite":
-        with tempfile.TemporaryDirectory(dir=directory, prefix=".verify-") as scratch_dir:
-            _verify_sqlite(manifest, archive, Path(scratch_dir) / "scratch.db", result)
-        return result
-    store = stores.get(manifest.store)
-    try:
-        backup_postgres.list_contents(store.url, archive)
-        result.add("pg_restore_list", True)
-        with backup_postgres.scratch_restore(
-            store.url, archive, manifest.schema_versions, manifest.row_counts, keep=False
-        ) as (_name, versions, counts):
-            result.add("pg_restore", True)
-            _compare(result, manifest, versions, counts)
-    except StoreError as exc:
-        result.add("pg_restore", False, exc.message)
-    return result
 
 
 def _verify_archive_tar(
@@ -422,15 +542,14 @@ def _verify_archive_tar(
     counts, problems = backup_archive.unpack(tar_path, into)
     result.add("partitions", not problems, "; ".join(problems[:3]))
     _compare(result, manifest, {}, counts)
-    extra = sorted(set(counts) - set(manifest.row_counts))
-    result.add("no_extra_partitions", not extra, ", ".join(extra[:3]))
     return result.ok
 
 
-def _restore_archive(stores: Stores, directory: Path, manifest: Manifest) -> Restored:
+def _restore_archive(
+    stores: Stores, directory: Path, manifest: Manifest, result: Verification
+) -> Restored:
     """Verify the tar into a staged directory beside the live archive, then swap it in;
     the old archive is kept aside as ``archive.pre-restore-<time>``."""
-    result = Verification(manifest.id)
     tar_path = _verify_file(directory, manifest, result)
     if tar_path is None:
         raise _refuse(manifest, result)
@@ -457,59 +576,104 @@ def _refuse(manifest: Manifest, result: Verification) -> ValidationError:
     )
 
 
-def restore_backup(stores: Stores, backup_id: str, directory: Path | None = None) -> Restored:
-    """Verify backup *backup_id*, then make it the live database of its store.
+def restore_backup(
+    stores: Stores,
+    backup_id: str,
+    directory: Path | None = None,
+    *,
+    allow_unsigned: bool = False,
+    force: bool = False,
+) -> Restored:
+    """Verify backup *backup_id* (as :func:`verify_backup`), then make it the live
+    database of its store.
 
-    The old database is kept aside (SQLite: ``<file>.pre-restore-<time>``;
-    PostgreSQL: database ``<name>_pre_restore_<time>``), never overwritten.
+    Refused before anything is swapped when the manifest does not authenticate
+    (unsigned: only with *allow_unsigned*), the content is not a database of the
+    store's lineage, or -- unless *force* -- another process uses the store. The
+    old database is kept aside (SQLite: ``<file>.pre-restore-<time>``; PostgreSQL:
+    database ``<name>_pre_restore_<time>``), never overwritten.
     """
     directory = directory or default_directory(stores)
     manifest = load_manifest(directory, backup_id)
-    if manifest.backend == backup_archive.BACKEND:
-        return _restore_archive(stores, directory, manifest)
-    store = stores.get(manifest.store)
-    if store.backend != manifest.backend:
-        raise ValidationError(
-            f"backup {manifest.id} is a {manifest.backend} backup but store {store.name!r} "
-            f"is on {store.backend}",
-            hint="Restore it into a store of the same backend.",
-        )
     result = Verification(manifest.id)
-    archive = _verify_file(directory, manifest, result)
-    if archive is None:
-        raise _refuse(manifest, result)
+    error, _altered = _authenticate(
+        stores.settings, manifest, result, allow_unsigned=allow_unsigned
+    )
+    if error is not None:
+        raise error
+    with backup_files.in_use(directory):
+        if manifest.backend == backup_archive.BACKEND:
+            return _restore_archive(stores, directory, manifest, result)
+        store = stores.get(manifest.store)
+        if store.backend != manifest.backend:
+            raise ValidationError(
+                f"backup {manifest.id} is a {manifest.backend} backup but store {store.name!r} "
+                f"is on {store.backend}",
+                hint="Restore it into a store of the same backend.",
+            )
+        archive = _verify_file(directory, manifest, result)
+        if archive is None:
+            raise _refuse(manifest, result)
+        stores.close()  # our own connections must not count as another user
+        if store.path is not None:
+            kept = _restore_sqlite(store.path, store.lineages, manifest, archive, result, force)
+        else:
+            kept = _restore_postgres(store.url, store.lineages, manifest, archive, result, force)
+    return Restored(manifest.id, store.name, kept, result, forced=force)
+
+
+def _restore_sqlite(
+    live: Path,
+    lineages: tuple[str, ...],
+    manifest: Manifest,
+    archive: Path,
+    result: Verification,
+    force: bool,
+) -> str:
+    """Verify into a staged file beside *live*, then swap; returns the file kept aside."""
+    since = backup_sqlite.begin_restore(live, force=force)
     stamp = _stamp(datetime.now(UTC))
-    if store.path is not None:
-        live = store.path
-        staged = live.with_name(f"{live.name}.restore-{stamp}.partial")
-        try:
-            if not _verify_sqlite(manifest, archive, staged, result):
-                raise _refuse(manifest, result)
-            stores.close()
-            aside = live.with_name(f"{live.name}.pre-restore-{stamp}")
-            existed = live.exists()
-            backup_sqlite.swap_in(staged, live, aside)
-        finally:
-            staged.unlink(missing_ok=True)
-        return Restored(manifest.id, store.name, str(aside) if existed else "", result)
+    staged = live.with_name(f"{live.name}.restore-{stamp}.partial")
     try:
-        backup_postgres.list_contents(store.url, archive)
+        if not _verify_sqlite(manifest, lineages, archive, staged, result):
+            raise _refuse(manifest, result)
+        aside = live.with_name(f"{live.name}.pre-restore-{stamp}")
+        existed = live.exists()
+        backup_sqlite.swap_in(staged, live, aside, since=since, force=force)
+    finally:
+        staged.unlink(missing_ok=True)
+    return str(aside) if existed else ""
+
+
+def _restore_postgres(
+    url: str,
+    lineages: tuple[str, ...],
+    manifest: Manifest,
+    archive: Path,
+    result: Verification,
+    force: bool,
+) -> str:
+    """Restore into a scratch database, verify, then rename it in; returns the name
+    of the database kept aside."""
+    backup_postgres.begin_restore(url, force=force)
+    try:
+        backup_postgres.list_contents(url, archive)
         result.add("pg_restore_list", True)
-        with backup_postgres.scratch_restore(
-            store.url, archive, manifest.schema_versions, manifest.row_counts, keep=True
-        ) as (scratch, versions, counts):
+        with backup_postgres.scratch_restore(url, archive, _tables(lineages), keep=True) as (
+            scratch,
+            contents,
+        ):
             result.add("pg_restore", True)
-            _compare(result, manifest, versions, counts)
-            if not result.ok:
+            if not _check_contents(result, manifest, lineages, contents):
                 raise _refuse(manifest, result)
     except StoreError as exc:
         result.add("pg_restore", False, exc.message)
         raise _refuse(manifest, result) from None
-    stores.close()
-    live_name = str(make_url(normalize_url(store.url)).database)
+    stamp = _stamp(datetime.now(UTC))
+    live_name = str(make_url(normalize_url(url)).database)
     aside_db = f"{live_name[:34]}_pre_restore_{stamp[:15].lower()}"
-    kept = backup_postgres.swap_databases(store.url, scratch, aside_db)
-    return Restored(manifest.id, store.name, aside_db if kept else "", result)
+    kept = backup_postgres.swap_databases(url, scratch, aside_db, force=force)
+    return aside_db if kept else ""
 
 
 def prune_backups(
@@ -541,34 +705,4 @@ def prune_backups(
             (directory / manifest.file).unlink(missing_ok=True)
     if not dry_run:
         remove_leftovers(directory)
-    return removed
-
-
-def remove_leftovers(
-    directory: Path, older_than_seconds: float = STALE_AFTER_SECONDS
-) -> list[Path]:
-    """Delete what killed backups and verifications left behind (``*.partial`` files,
-    ``.verify-*`` scratch dirs, data files whose manifest was never written) once
-    older than *older_than_seconds*, so a backup still running is never disturbed."""
-    if not directory.is_dir():
-        return []
-    cutoff = time.time() - older_than_seconds
-    removed = []
-    orphans = [
-        path
-        for pattern in ("*.db.gz", "*.pgdump", f"*{backup_archive.SUFFIX}")
-        for path in directory.glob(pattern)
-        if not path.with_name(path.name.split(".", 1)[0] + ".json").exists()
-    ]
-    for path in [*directory.glob("*.partial*"), *directory.glob(".verify-*"), *orphans]:
-        try:
-            if path.lstat().st_mtime >= cutoff:
-                continue
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-            removed.append(path)
-        except FileNotFoundError:
-            continue
     return removed

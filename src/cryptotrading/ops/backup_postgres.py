@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,8 @@ from cryptotrading.db.engine import normalize_url
 from cryptotrading.db.session import translate_errors
 from cryptotrading.errors import ConfigurationError, DataDirError, StoreBusyError, StoreError
 from cryptotrading.migrations.environment import version_table
+from cryptotrading.models import LINEAGES
+from cryptotrading.ops.backup_lineage import Contents
 
 #: PostgreSQL truncates identifiers longer than this.
 MAX_IDENTIFIER = 63
@@ -74,15 +77,19 @@ def _run(command: list[str], env: dict[str, str], what: str, output: Path | None
     )
 
 
-def _describe(
-    connection: Connection, lineages: Iterable[str], tables: Iterable[str]
-) -> tuple[dict[str, str | None], dict[str, int]]:
-    existing = {
+def _table_names(connection: Connection) -> set[str]:
+    return {
         row[0]
         for row in connection.exec_driver_sql(
             "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
         )
     }
+
+
+def _describe(
+    connection: Connection, lineages: Iterable[str], tables: Iterable[str]
+) -> tuple[dict[str, str | None], dict[str, int]]:
+    existing = _table_names(connection)
     versions: dict[str, str | None] = {}
     for lineage in lineages:
         name = version_table(lineage)
@@ -145,10 +152,11 @@ def scratch_name(database: str, purpose: str) -> str:
 
 @contextmanager
 def scratch_restore(
-    url: str, archive: Path, lineages: Iterable[str], tables: Iterable[str], *, keep: bool
-) -> Iterator[tuple[str, dict[str, str | None], dict[str, int]]]:
+    url: str, archive: Path, tables: Iterable[str], *, keep: bool
+) -> Iterator[tuple[str, Contents]]:
     """Restore *archive* into a new scratch database on the same server; yield its
-    name, versions and row counts. Dropped on exit unless *keep* (and no error)."""
+    name and contents (versions of every lineage, row counts of *tables*, table
+    names). Dropped on exit unless *keep* (and no error)."""
     live = make_url(normalize_url(url))
     name = scratch_name(str(live.database), "verify")
     admin = _admin_engine(url)
@@ -166,10 +174,11 @@ def scratch_restore(
         scratch = create_engine(live.set(database=name))
         try:
             with translate_errors("backup verify"), scratch.connect() as connection:
-                versions, counts = _describe(connection, lineages, tables)
+                versions, counts = _describe(connection, LINEAGES, tables)
+                contents = Contents(versions, counts, frozenset(_table_names(connection)))
         finally:
             scratch.dispose()
-        yield name, versions, counts
+        yield name, contents
         kept = keep
     finally:
         if not kept:
@@ -178,11 +187,65 @@ def scratch_restore(
         admin.dispose()
 
 
-def swap_databases(url: str, restored: str, aside: str) -> bool:
+_SESSIONS = (
+    "SELECT pid, coalesce(nullif(application_name, ''), 'unnamed'), coalesce(state, '?') "
+    "FROM pg_stat_activity WHERE datname = %(name)s AND pid <> pg_backend_pid() "
+    "AND backend_type = 'client backend' ORDER BY pid"
+)
+
+
+def _sessions(connection: Connection, database: str) -> list[str]:
+    rows = connection.exec_driver_sql(_SESSIONS, {"name": database}).all()
+    return [f"pid {pid} ({application}, {state})" for pid, application, state in rows]
+
+
+def _busy(database: str, sessions: list[str]) -> StoreBusyError:
+    shown = ", ".join(sessions[:3]) + (
+        f" and {len(sessions) - 3} more" if len(sessions) > 3 else ""
+    )
+    return StoreBusyError(
+        f"cannot restore database {database!r}: {len(sessions)} other session(s) are "
+        f"connected to it ({shown}); nothing was restored",
+        hint="Stop the processes using the database (writers, `replicate`, the API), then "
+        "restore again; --force disconnects them and restores anyway.",
+    )
+
+
+def begin_restore(url: str, *, force: bool, grace_seconds: float = 3.0) -> None:
+    """Refuse (unless *force*) while other sessions are connected to the live database.
+
+    Sessions this process has just closed may take a moment to end: they are waited
+    for up to *grace_seconds*.
+    """
+    if force:
+        return
+    live = str(make_url(normalize_url(url)).database)
+    admin = _admin_engine(url)
+    try:
+        with translate_errors("backup restore"), admin.connect() as connection:
+            deadline = time.monotonic() + grace_seconds
+            while sessions := _sessions(connection, live):
+                if time.monotonic() >= deadline:
+                    raise _busy(live, sessions)
+                time.sleep(0.1)
+    finally:
+        admin.dispose()
+
+
+def _disconnect_others(connection: Connection, database: str) -> None:
+    connection.exec_driver_sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %(name)s "
+        "AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+        {"name": database},
+    )
+
+
+def swap_databases(url: str, restored: str, aside: str, *, force: bool = False) -> bool:
     """Rename the live database to *aside* and *restored* to the live name; returns
     whether there was a live database to keep aside.
 
-    Fails cleanly (nothing renamed) while other sessions use the live database.
+    Fails cleanly (nothing renamed, *restored* dropped) while other sessions use the
+    live database -- unless *force*, which disconnects them first.
     """
     live = str(make_url(normalize_url(url)).database)
     admin = _admin_engine(url)
@@ -194,14 +257,29 @@ def swap_databases(url: str, restored: str, aside: str) -> bool:
             if not exists:  # disaster recovery: the live database is gone
                 connection.exec_driver_sql(f'ALTER DATABASE "{restored}" RENAME TO "{live}"')
                 return False
-            try:
-                connection.exec_driver_sql(f'ALTER DATABASE "{live}" RENAME TO "{aside}"')
-            except Exception as exc:
+            failure = "other sessions are connected"
+            for attempt in range(10 if force else 1):
+                if force:
+                    _disconnect_others(connection, live)
+                    time.sleep(0.05 * attempt)
+                else:
+                    sessions = _sessions(connection, live)
+                    if sessions:
+                        connection.exec_driver_sql(
+                            f'DROP DATABASE IF EXISTS "{restored}" WITH (FORCE)'
+                        )
+                        raise _busy(live, sessions)
+                try:
+                    connection.exec_driver_sql(f'ALTER DATABASE "{live}" RENAME TO "{aside}"')
+                    break
+                except Exception as exc:
+                    failure = str(exc).splitlines()[0]
+            else:
                 connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{restored}" WITH (FORCE)')
                 raise StoreBusyError(
-                    f"cannot restore database {live!r}: {str(exc).splitlines()[0]}",
+                    f"cannot restore database {live!r}: {failure}; nothing was restored",
                     hint="Stop every process connected to the database, then restore again.",
-                ) from None
+                )
             connection.exec_driver_sql(f'ALTER DATABASE "{restored}" RENAME TO "{live}"')
             return True
     finally:

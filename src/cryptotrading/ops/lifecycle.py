@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from cryptotrading import migrations
+from cryptotrading.ops.backup_signing import ensure_key
 from cryptotrading.stores import Store, Stores
 
 
@@ -34,8 +35,11 @@ def _secure(store: Store) -> None:
 
 
 def initialize(stores: Stores) -> list[StoreStep]:
-    """Create every store of the layout that is missing and upgrade all to head."""
-    return migrate(stores, "head", create=True)
+    """Create every store of the layout that is missing and upgrade all to head, and
+    the key that signs backup manifests (:mod:`cryptotrading.ops.backup_signing`)."""
+    steps = migrate(stores, "head", create=True)
+    ensure_key(stores.settings)
+    return steps
 
 
 def migrate(
