@@ -10,11 +10,13 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from cryptotrading.cli import app
+from cryptotrading.models import EXTENSIONS, SCHEMA_VERSIONS
 from cryptotrading.settings import Settings
 from cryptotrading.stores import Stores
 from tests.conftest import SettingsFactory, settings_env
 
 runner = CliRunner()
+HEAD = SCHEMA_VERSIONS[-1]
 
 
 def invoke(settings: Settings, *args: str) -> tuple[int, str, str]:
@@ -36,30 +38,27 @@ def fresh(make_settings: SettingsFactory) -> Settings:
 def test_init_then_current_history_info(fresh: Settings) -> None:
     steps = invoke_json(fresh, "init")
     assert {(s["store"], s["lineage"], s["after"]) for s in steps} == {  # type: ignore[union-attr]
-        ("app", "app", "2.0.0"),
-        ("market", "market", "2.0.0"),
-        ("replica", "app", "2.0.0"),
-        ("replica", "market", "2.0.0"),
+        ("app", "app", HEAD),
+        ("market", "market", HEAD),
+        ("replica", "app", HEAD),
+        ("replica", "market", HEAD),
     }
     again = invoke_json(fresh, "init")
-    assert all(s["before"] == s["after"] == "2.0.0" for s in again)  # type: ignore[union-attr]
+    assert all(s["before"] == s["after"] == HEAD for s in again)  # type: ignore[union-attr]
 
     current = invoke_json(fresh, "db", "current")
-    assert {c["version"] for c in current} == {"2.0.0"}  # type: ignore[union-attr]
+    assert {c["version"] for c in current} == {HEAD}  # type: ignore[union-attr]
 
     history = invoke_json(fresh, "db", "history")
-    assert [h["version"] for h in history if h["lineage"] == "app"] == [  # type: ignore[union-attr,index]
-        "1.0.0",
-        "1.5.0",
-        "2.0.0",
-    ]
+    versions = [h["version"] for h in history if h["lineage"] == "app"]  # type: ignore[union-attr,index]
+    assert versions == list(SCHEMA_VERSIONS)
 
     info = invoke_json(fresh, "db", "info")
     by_store = {i["store"]: i for i in info}  # type: ignore[union-attr,index]
     assert by_store["app"]["table_count"] == 45
-    assert by_store["market"]["tables"] == {"time_series": 0}
-    assert by_store["replica"]["table_count"] == 46
-    assert by_store["app"]["versions"] == {"app": "2.0.0"}
+    assert by_store["market"]["tables"] == {"time_series": 0, "ingestion_batches": 0}
+    assert by_store["replica"]["table_count"] == 46 + len(EXTENSIONS)
+    assert by_store["app"]["versions"] == {"app": HEAD}
 
     code, out, _ = invoke(fresh, "db", "info")
     assert code == 0 and "time_series" in out
@@ -83,11 +82,11 @@ def test_check_passes_then_fails_on_drift(stores: Stores) -> None:
 
 def test_downgrade_and_upgrade_commands(stores: Stores) -> None:
     steps = invoke_json(stores.settings, "db", "downgrade", "1.5.0", "--store", "app")
-    assert steps == [{"store": "app", "lineage": "app", "before": "2.0.0", "after": "1.5.0"}]
+    assert steps == [{"store": "app", "lineage": "app", "before": HEAD, "after": "1.5.0"}]
     code, _, _ = invoke(stores.settings, "db", "check")
     assert code == 1  # the app store is behind head
     steps = invoke_json(stores.settings, "db", "upgrade")
-    assert {s["after"] for s in steps} == {"2.0.0"}  # type: ignore[union-attr]
+    assert {s["after"] for s in steps} == {HEAD}  # type: ignore[union-attr]
 
 
 def test_unknown_revision_is_a_usage_error(stores: Stores) -> None:

@@ -14,6 +14,7 @@ from cryptotrading.db import unit_of_work
 from cryptotrading.errors import SchemaVersionError, StoreError
 from cryptotrading.migrations.environment import version_table
 from cryptotrading.models import (
+    SCHEMA_VERSIONS,
     A2AAgent,
     SchemaVersion,
     TimeSeries,
@@ -29,7 +30,7 @@ from tests.conftest import SettingsFactory
 
 def test_history_reproduces_the_spec() -> None:
     for lineage in ("app", "market"):
-        assert migrations.known_revisions(lineage) == ["1.0.0", "1.5.0", "2.0.0"]
+        assert migrations.known_revisions(lineage) == list(SCHEMA_VERSIONS)
 
 
 @pytest.mark.parametrize("layout", ["three", "two", "single"])
@@ -103,7 +104,7 @@ def test_upgrade_downgrade_round_trip_keeps_rows(
 
         lifecycle.migrate(stores, "head")
         _assert_core_rows(stores)
-        assert _versions(stores) == ["1.0.0", "1.5.0", "2.0.0"]
+        assert _versions(stores) == list(SCHEMA_VERSIONS)
         with unit_of_work(app_engine) as session:  # use the 1.5.0 column and tables
             decision = TradingDecision(symbol="BTC/USDT", action="buy", confidence=0.7)
             session.add(decision)
@@ -165,7 +166,7 @@ def test_downgrade_to_base_and_back(make_settings: SettingsFactory) -> None:
             owned = {t.name for lineage in store.lineages for t in lineage_tables(lineage)}
             assert not names & owned
         lifecycle.initialize(stores)
-        assert {step.after for step in lifecycle.versions(stores)} == {"2.0.0"}
+        assert {step.after for step in lifecycle.versions(stores)} == {SCHEMA_VERSIONS[-1]}
 
 
 def test_utc_datetimes_round_trip(stores: Stores) -> None:

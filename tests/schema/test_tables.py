@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from cryptotrading.models import CATEGORIES, metadata
+from cryptotrading.models import CATEGORIES, EXTENSIONS, metadata
 from cryptotrading.stores import Stores
 from tests.conftest import SettingsFactory
 from tests.schema.spec import SPEC_INDEXES, SPEC_RELATIONSHIPS, expected_columns, spec_tables
@@ -21,7 +21,12 @@ def test_spec_lists_45_tables_in_12_categories(spec_file: Path) -> None:
     assert len(spec_categories) == 12
     modelled = {table for names in CATEGORIES.values() for table in names}
     assert set(tables) <= modelled
-    assert len(metadata.tables) == 46 and "schema_versions" in metadata.tables
+    assert "schema_versions" in metadata.tables
+    # the spec's 46 plus the documented extensions, each from a version after 2.0.0
+    assert set(metadata.tables) - set(EXTENSIONS) == set(modelled)
+    assert len(metadata.tables) == 46 + len(EXTENSIONS)
+    for name, extension in EXTENSIONS.items():
+        assert metadata.tables[name].info["since"] == extension.since > "2.0.0"
 
 
 def _columns_by_table(stores: Stores, *, replica: bool) -> dict[str, set[str]]:

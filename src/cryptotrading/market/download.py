@@ -19,7 +19,7 @@ import ccxt
 
 from cryptotrading.errors import CryptotradingError, ValidationError
 from cryptotrading.market.jobs import JobRecorder
-from cryptotrading.market.store import MarketStore, TimeLike, to_epoch_ms
+from cryptotrading.market.store import BatchMark, MarketStore, TimeLike, to_epoch_ms
 from cryptotrading.market.timeframes import parse_timeframe
 from cryptotrading.market.validation import iso
 
@@ -128,6 +128,7 @@ def download_ohlcv(
         symbol=symbol,
         timeframe=frame.name,
         params={"since": start, "until": end, "cursor": cursor, "resumed_from": resumed_from},
+        committed=market.committed_batches,
     )
     rows_total = changed = pages = unchanged = 0
     try:
@@ -140,7 +141,11 @@ def download_ohlcv(
             if not page:
                 break
             result = market.write_ohlcv(
-                page, symbol=symbol, timeframe=frame.name, exchange=exchange.id
+                page,
+                symbol=symbol,
+                timeframe=frame.name,
+                exchange=exchange.id,
+                batch=BatchMark(job.job_id, pages),
             )
             rows_total += result.rows
             changed += result.changed

@@ -18,7 +18,7 @@ from cryptotrading.errors import ValidationError
 from cryptotrading.market.candles import Candles
 from cryptotrading.market.formats import detect_format, read_candles_file
 from cryptotrading.market.jobs import JobRecorder
-from cryptotrading.market.store import MarketStore
+from cryptotrading.market.store import BatchMark, MarketStore
 from cryptotrading.market.timeframes import Timeframe, parse_timeframe
 from cryptotrading.market.trades import read_trades_file, trades_to_candles
 from cryptotrading.market.validation import check_names, validate_candles
@@ -126,13 +126,18 @@ def _write_batches(
         symbol=symbol,
         timeframe=timeframe,
         params=params,
+        committed=market.committed_batches,
     )
     written = changed = batches = 0
     try:
         for begin in range(0, total, batch_size):
             batch = candles.slice(begin, begin + batch_size)
             result = market.write_ohlcv(
-                batch, symbol=symbol, timeframe=timeframe, exchange=exchange
+                batch,
+                symbol=symbol,
+                timeframe=timeframe,
+                exchange=exchange,
+                batch=BatchMark(job.job_id, batches),
             )
             written += result.rows
             changed += result.changed

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import psutil
@@ -34,7 +35,10 @@ class JobRecorder:
         symbol: str | None,
         timeframe: str | None,
         params: dict[str, Any],
+        committed: Callable[[str], tuple[int, int]] | None = None,
     ) -> None:
+        """*committed* gives (batches, candles) of a job committed to the market store
+        (``MarketStore.committed_batches``): an orphan's true progress."""
         self.engine = stores.engine(stores.app)
         self.job_id = f"{job_type}-{uuid.uuid4().hex[:16]}"
         self.params = dict(params)
@@ -55,9 +59,14 @@ class JobRecorder:
             for orphan in orphans:
                 if _process_gone(orphan.params or {}):
                     orphan.status = "failed"
+                    kept = "its committed batches are kept"
+                    if committed is not None:
+                        batches, rows = committed(orphan.job_id)
+                        orphan.rows_processed = rows
+                        kept = f"its {batches} committed batch(es), {rows} candles, are kept"
                     orphan.error_message = (
                         f"the process running it (pid {(orphan.params or {}).get('pid')}) "
-                        "ended without finishing; its committed batches are kept"
+                        f"ended without finishing; {kept}"
                     )
                     orphan.completed_at = utcnow()
             session.add(

@@ -280,3 +280,34 @@ def series(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
         "SELECT symbol, frequency, exchange, COUNT(*), MIN(timestamp), MAX(timestamp)"
         " FROM time_series GROUP BY symbol, frequency, exchange ORDER BY 1, 2, 3"
     ).fetchall()
+
+
+def record_batch(
+    conn: psycopg.Connection[Any],
+    job_id: str,
+    number: int,
+    rows: int,
+    changed: int,
+    ingested_at: int,
+) -> None:
+    """Record one committed batch of *job_id* (inside the candles' transaction)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO ingestion_batches (job_id, batch, rows, changed, ingested_at)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (job_id, batch) DO UPDATE SET"
+            " rows = excluded.rows, changed = excluded.changed,"
+            " ingested_at = excluded.ingested_at",
+            (job_id, number, rows, changed, ingested_at),
+        )
+
+
+def batch_totals(conn: psycopg.Connection[Any], job_id: str) -> tuple[int, int]:
+    """(batches, candles) recorded for *job_id*."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT COUNT(*), COALESCE(SUM(rows), 0) FROM ingestion_batches WHERE job_id = %s",
+            (job_id,),
+        )
+        row = cur.fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])

@@ -236,3 +236,29 @@ def series(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
             " FROM time_series GROUP BY symbol, frequency, exchange ORDER BY 1, 2, 3"
         )
     )
+
+
+def record_batch(
+    conn: sqlite3.Connection,
+    job_id: str,
+    number: int,
+    rows: int,
+    changed: int,
+    ingested_at: int,
+) -> None:
+    """Record one committed batch of *job_id* (inside the candles' transaction)."""
+    conn.execute(
+        "INSERT INTO ingestion_batches (job_id, batch, rows, changed, ingested_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (job_id, batch) DO UPDATE SET"
+        " rows = excluded.rows, changed = excluded.changed, ingested_at = excluded.ingested_at",
+        (job_id, number, rows, changed, ingested_at),
+    )
+
+
+def batch_totals(conn: sqlite3.Connection, job_id: str) -> tuple[int, int]:
+    """(batches, candles) recorded for *job_id*."""
+    row = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(rows), 0) FROM ingestion_batches WHERE job_id = ?",
+        (job_id,),
+    ).fetchone()
+    return int(row[0]), int(row[1])

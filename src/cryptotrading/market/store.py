@@ -73,6 +73,13 @@ class SeriesInfo(NamedTuple):
     archived: int = 0  # of ``rows``, how many are in the Parquet archive
 
 
+class BatchMark(NamedTuple):
+    """Which job a write belongs to, and its batch number within the job."""
+
+    job_id: str
+    number: int
+
+
 @dataclass(frozen=True)
 class WriteResult:
     """What one ``write_ohlcv`` call did: rows received and rows inserted or changed
@@ -151,7 +158,13 @@ class MarketStore:
     # -- writing ---------------------------------------------------------------
 
     def write_ohlcv(
-        self, data: Any, *, symbol: str, timeframe: str, exchange: str = ""
+        self,
+        data: Any,
+        *,
+        symbol: str,
+        timeframe: str,
+        exchange: str = "",
+        batch: BatchMark | None = None,
     ) -> WriteResult:
         """Validate and upsert candles in one transaction.
 
@@ -159,6 +172,8 @@ class MarketStore:
         an Arrow table, a numpy structured or n x 6 array, or ccxt rows. Identical
         candles are left alone; changed ones replace the stored ones. Invalid data
         raises :class:`ValidationError` naming the first bad row; nothing is written.
+        *batch* records the write as one batch of a job in ``ingestion_batches``, in
+        the same transaction as the candles.
         """
         frame = parse_timeframe(timeframe)
         check_names(symbol, exchange)
@@ -180,7 +195,15 @@ class MarketStore:
                 )
             else:
                 changed = sqlite_io.write(conn, symbol, frame.name, exchange, candles, now)
+            if batch is not None:
+                self._io.record_batch(conn, batch.job_id, batch.number, len(candles), changed, now)
         return WriteResult(len(candles), int(changed))
+
+    def committed_batches(self, job_id: str) -> tuple[int, int]:
+        """(batches, candles) of *job_id* committed to this store (``ingestion_batches``)."""
+        with self._connection(write=False) as conn:
+            batches, rows = self._io.batch_totals(conn, job_id)
+        return int(batches), int(rows)
 
     def _not_stored(
         self, conn: Any, symbol: str, frequency: str, exchange: str, candles: Candles

@@ -2,8 +2,9 @@
 
 The lineages ``app`` and ``market`` each have their own script directory and
 version table; their revisions are named after the spec's schema versions
-(``1.0.0``, ``1.5.0``, ``2.0.0``), so ``db downgrade 1.0.0`` means the same on every
-store. Every function takes an engine and runs in one transaction: a failed
+(``1.0.0``, ``1.5.0``, ``2.0.0``) and the versions after them (``2.1.0``, ...: one per
+capability, a no-op revision in a lineage it does not touch), so ``db downgrade 1.0.0``
+means the same on every store. Every function takes an engine and runs in one transaction: a failed
 migration leaves the database as it was.
 """
 

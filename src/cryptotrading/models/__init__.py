@@ -44,6 +44,7 @@ from cryptotrading.models.analytics import (
 )
 from cryptotrading.models.caching import CacheEntry, FeatureCache, HistoricalDataCache
 from cryptotrading.models.code import CodeFile, CodeMetric, Issue
+from cryptotrading.models.extensions import EXTENSIONS, Extension, IngestionBatch
 from cryptotrading.models.intelligence import (
     AIAnalysis,
     AIInsight,
@@ -76,6 +77,7 @@ from cryptotrading.models.users import ApiCredential, User
 __all__ = [
     "APP_LINEAGE",
     "CATEGORIES",
+    "EXTENSIONS",
     "LINEAGES",
     "MARKET_LINEAGE",
     "SCHEMA_VERSIONS",
@@ -102,10 +104,12 @@ __all__ = [
     "DecisionOutcome",
     "EncryptionKeyMetadata",
     "ErrorLog",
+    "Extension",
     "FactorData",
     "FactorDefinition",
     "FeatureCache",
     "HistoricalDataCache",
+    "IngestionBatch",
     "Issue",
     "KnowledgeGraphNode",
     "MLModel",
@@ -136,7 +140,7 @@ metadata: MetaData = Base.metadata
 LINEAGES: tuple[str, ...] = (APP_LINEAGE, MARKET_LINEAGE)
 
 #: The spec's schema versions, oldest first.
-SCHEMA_VERSIONS: tuple[str, ...] = ("1.0.0", "1.5.0", "2.0.0")
+SCHEMA_VERSIONS: tuple[str, ...] = ("1.0.0", "1.5.0", "2.0.0", "2.1.0")
 
 
 def _module_tables(module: object) -> tuple[str, ...]:
