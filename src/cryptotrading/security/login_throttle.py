@@ -44,11 +44,20 @@ class LoginPolicy:
 
 
 def throttle_key(username: str) -> str:
-    """The ``cache_key`` counting failures of *username* (long names hashed)."""
+    """The ``cache_key`` counting failures of *username*: long names, and names a
+    database cannot store as text (NUL, lone surrogates), are hashed."""
     name = username.strip().casefold()
-    if len(name) > 200:
-        name = "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+    if len(name) > 200 or "\x00" in name or not _utf8(name):
+        name = "sha256:" + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
     return KEY_PREFIX + name
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class LoginThrottle:

@@ -107,7 +107,9 @@ class UserService:
         self.engine = engine
         self.hasher = hasher
         self.throttle = LoginThrottle(engine, login_policy)
-        self._dummy_hash: str | None = None
+        #: What a login for an unknown or inactive name verifies against: prepared now,
+        #: at the hasher's parameters, so every login path costs one verification.
+        self.dummy_hash = passwords.dummy_hash(hasher)
 
     def create(self, username: str, email: str, password: str, *, role: str = "trader") -> UserInfo:
         """A new active user; duplicate names/emails and weak passwords are rejected."""
@@ -164,14 +166,18 @@ class UserService:
 
     def authenticate(self, username: str, password: str) -> UserInfo:
         """The user if *password* is right; rehashes it when the parameters changed.
-        A name with too many recent failures is refused before the password is
-        checked (:class:`~cryptotrading.security.login_throttle.LoginThrottle`)."""
+
+        Unknown, inactive and existing names take the same path: exactly one Argon2
+        verification (against :attr:`dummy_hash` when there is no usable account), one
+        failure counted on error, so timing does not tell which accounts exist. A name
+        with too many recent failures is refused before any hashing, whether it exists
+        or not (:class:`~cryptotrading.security.login_throttle.LoginThrottle`)."""
         counting = self.throttle.check(username)
         try:
             user = self._verify_password(username, password)
         except AuthenticationError:
             failures = self.throttle.record_failure(username)
-            log.warning("failed login for %s (%d in the current window)", username, failures)
+            log.warning("failed login for %r (%d in the current window)", username, failures)
             raise
         if counting:
             self.throttle.clear(username)
@@ -183,14 +189,18 @@ class UserService:
 
     def _verify_password(self, username: str, password: str) -> UserInfo:
         with unit_of_work(self.engine, "users") as session:
-            user = session.scalar(select(User).where(User.username == username))
-            if user is None or not user.is_active or user.deleted_at is not None:
-                # Spend the same time as a real check, so timing does not reveal users.
-                passwords.verify_password(self._dummy(), password, self.hasher)
-                user = None
-            if user is None or not passwords.verify_password(
-                user.password_hash, password, self.hasher
-            ):
+            # A name no account can have is not looked up (a database may not even
+            # store it as text, e.g. NUL on PostgreSQL); it is verified alike below.
+            user = (
+                session.scalar(select(User).where(User.username == username))
+                if USERNAME.match(username)
+                else None
+            )
+            usable = user is not None and user.is_active and user.deleted_at is None
+            # One verification on every path, so timing does not reveal users.
+            stored = user.password_hash if user is not None and usable else self.dummy_hash
+            matches = passwords.verify_password(stored, password, self.hasher)
+            if user is None or not usable or not matches:
                 raise AuthenticationError("invalid username or password")
             if passwords.needs_rehash(user.password_hash, self.hasher):
                 user.password_hash = passwords.hash_password(password, self.hasher)
@@ -234,11 +244,6 @@ class UserService:
             if user is None or not digest or not ok or not user.is_active or user.deleted_at:
                 raise AuthenticationError("invalid API key")
             return UserInfo.of(user)
-
-    def _dummy(self) -> str:
-        if self._dummy_hash is None:
-            self._dummy_hash = passwords.hash_password(secrets.token_urlsafe(16), self.hasher)
-        return self._dummy_hash
 
     def _reading(self) -> AbstractContextManager[Session]:
         return read_session(self.engine, "users")

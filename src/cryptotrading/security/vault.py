@@ -5,6 +5,10 @@ Each encrypted field is bound (associated data) to its row: user id, service nam
 field name and key id. A ciphertext copied to another row, field or key fails to
 decrypt. :meth:`Vault.rotate_key` re-encrypts every credential under a new data key
 in one transaction and retires the old key; a crash leaves the old state intact.
+
+Every operation first checks that the master secret unlocks the active key
+(:meth:`Vault._check_master`), so a wrong secret is refused with a
+:class:`~cryptotrading.errors.VaultError` before anything is read or written.
 """
 
 from __future__ import annotations
@@ -172,8 +176,32 @@ class Vault:
         """Check that the master secret unlocks the active key; its id (None if the
         vault holds no key yet)."""
         with read_session(self.engine, "vault") as session:
-            rows = self._active_rows(session)
-            return self._data_key(session, rows[0].key_id).key_id if rows else None
+            return self._check_master(session)
+
+    def _check_master(self, session: Session, *, repairing: bool = False) -> str | None:
+        """The id of the active key the master secret unlocks; a :class:`VaultError`
+        when it unlocks none, or when the vault has keys but none is active. ``None``
+        for a vault without keys yet (nothing to check against, nothing to decrypt).
+
+        *repairing* (rotation): several active keys are allowed; one must unlock."""
+        rows = keyring.key_rows(session, ACTIVE) if repairing else self._active_rows(session)
+        if not rows:
+            if keyring.key_rows(session):
+                raise self._no_active_key()
+            return None
+        for row in rows[1:]:  # repairing: any active key the secret unlocks will do
+            try:
+                return self._data_key(session, row.key_id).key_id
+            except VaultError:
+                continue
+        return self._data_key(session, rows[0].key_id).key_id
+
+    @staticmethod
+    def _no_active_key() -> VaultError:
+        return VaultError(
+            "the vault has keys but none is active",
+            hint="Restore encryption_key_metadata from a backup; nothing was changed.",
+        )
 
     @staticmethod
     def _lock(session: Session) -> None:
@@ -202,10 +230,7 @@ class Vault:
         if rows:
             return self._data_key(session, rows[0].key_id)
         if keyring.key_rows(session):
-            raise VaultError(
-                "the vault has keys but none is active",
-                hint="Restore encryption_key_metadata from a backup; nothing was changed.",
-            )
+            raise self._no_active_key()
         key = keyring.create_data_key(session, self.master, self.kdf_params)
         self._keys[key.key_id] = key
         log.info("created vault key %s", key.key_id)
@@ -214,6 +239,7 @@ class Vault:
     def data_keys(self) -> list[KeyInfo]:
         """Metadata of every data key, oldest first, with how many credentials use it."""
         with read_session(self.engine, "vault") as session:
+            self._check_master(session)
             counts: dict[str | None, int] = {}
             for key_id in session.scalars(
                 select(ApiCredential.key_id).where(ApiCredential.deleted_at.is_(None))
@@ -293,6 +319,7 @@ class Vault:
             raise ValidationError("the label is longer than 128 characters")
         with unit_of_work(self.engine, "vault") as session:
             self._lock(session)
+            self._check_master(session)
             user = find_user(session, username)
             key = self._active_key(session)
             credential = self._row(session, user, service, deleted_too=True)
@@ -318,6 +345,7 @@ class Vault:
         """The decrypted credential (marks it used)."""
         service = validate_service(service)
         with unit_of_work(self.engine, "vault") as session:
+            self._check_master(session)
             user = find_user(session, username)
             credential = self._existing(session, user, service)
             values = self._decrypt(session, credential)
@@ -341,6 +369,7 @@ class Vault:
         """The masked view of one credential (decrypts to check it and to mask the key)."""
         service = validate_service(service)
         with read_session(self.engine, "vault") as session:
+            self._check_master(session)
             user = find_user(session, username)
             credential = self._existing(session, user, service)
             values = self._decrypt(session, credential)
@@ -349,6 +378,7 @@ class Vault:
     def list(self, username: str | None = None) -> list[CredentialSummary]:
         """Masked views of every credential (of *username* only, if given)."""
         with read_session(self.engine, "vault") as session:
+            self._check_master(session)
             query = (
                 select(User, ApiCredential)
                 .join(ApiCredential, ApiCredential.user_id == User.id)
@@ -367,6 +397,7 @@ class Vault:
         service = validate_service(service)
         with unit_of_work(self.engine, "vault") as session:
             self._lock(session)
+            self._check_master(session)
             user = find_user(session, username, active=False)
             credential = self._existing(session, user, service)
             summary = self._summary(user, credential, None)
@@ -384,7 +415,7 @@ class Vault:
         """Decrypt every stored credential; the count, or a VaultError naming the first
         one that does not decrypt."""
         with read_session(self.engine, "vault") as session:
-            self._active_rows(session)
+            self._check_master(session)
             credentials = self._stored(session)
             for credential in credentials:
                 self._decrypt(session, credential)
@@ -402,6 +433,7 @@ class Vault:
         master = new_master or self.master
         with unit_of_work(self.engine, "vault rotation") as session:
             self._lock(session)
+            self._check_master(session, repairing=True)
             old_rows = keyring.key_rows(session, ACTIVE)  # more than one: repaired here
             credentials = self._stored(session)
             decrypted = [(c, self._decrypt(session, c)) for c in credentials]  # old keys OK
