@@ -221,6 +221,30 @@ def test_lost_key_is_named_and_a_saved_copy_or_allow_unsigned_restores(
         backup.restore_backup(stores, manifest.id, backup_dir, allow_unsigned=True)
 
 
+def test_backups_signed_with_a_replaced_key_need_the_old_key_or_allow_unsigned(
+    stores: Stores, backup_dir: Path, tmp_path: Path
+) -> None:
+    """The data dir was re-initialised: a new key, older backups signed with the old one."""
+    _fill(stores)
+    manifest = backup.create_backup(stores, "market", "daily", backup_dir)
+    key = backup_signing.key_path(stores.settings)
+    old = tmp_path / "old.key"
+    key.rename(old)
+    backup_signing.ensure_key(stores.settings)  # what `init` does on a fresh data dir
+    assert backup.describe_backups(stores.settings, backup_dir)[0][1] == "other key"
+    with pytest.raises(ValidationError, match="cannot be authenticated") as caught:
+        backup.restore_backup(stores, manifest.id, backup_dir)
+    assert "CRYPTOTRADING_BACKUP_KEY_FILE" in caught.value.hint
+    result = backup.verify_backup(stores, manifest.id, backup_dir)
+    assert [c.name for c in result.checks if not c.ok] == ["signature"]
+    with Stores(stores.settings.model_copy(update={"backup_key_file": old})) as with_old:
+        assert backup.describe_backups(with_old.settings, backup_dir)[0][1] == "valid"
+        assert backup.verify_backup(with_old, manifest.id, backup_dir).ok
+    restored = backup.restore_backup(stores, manifest.id, backup_dir, allow_unsigned=True)
+    assert count_rows(stores.engine("market"), "time_series") == 300
+    _cleanup_aside(stores, restored)
+
+
 # --- a concurrent writer ------------------------------------------------------------
 
 BATCH = 25

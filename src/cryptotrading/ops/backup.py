@@ -328,14 +328,13 @@ def load_manifest(directory: Path, backup_id: str) -> Manifest:
 
 
 def authenticity(manifest: Manifest, key: backup_signing.BackupKey | str) -> str:
-    """``valid``, ``altered``, ``unsigned``, or (*key* is the reason it could not be
-    loaded) ``key missing`` / ``key unreadable``."""
+    """``valid``, ``altered``, ``other key``, ``unsigned``, or (*key* is the reason it
+    could not be loaded) ``key missing`` / ``key unreadable``."""
     if not manifest.signed:
         return "unsigned"
     if isinstance(key, str):
         return key
-    problem = backup_signing.problem(key, manifest.signed_fields(), manifest.signature)
-    return "valid" if problem is None else "altered"
+    return backup_signing.check(key, manifest.signed_fields(), manifest.signature)[0]
 
 
 def _key_or_reason(settings: Settings) -> backup_signing.BackupKey | str:
@@ -380,14 +379,23 @@ def _authenticate(
     except ConfigurationError as exc:
         result.add("signature", False, exc.message)
         return exc, True
-    problem = backup_signing.problem(key, manifest.signed_fields(), manifest.signature)
-    if result.add("signature", problem is None, problem or ""):
+    outcome, problem = backup_signing.check(key, manifest.signed_fields(), manifest.signature)
+    if outcome == backup_signing.OTHER_KEY:  # cannot be authenticated, as if unsigned
+        accepted = result.add(
+            "signature",
+            allow_unsigned,
+            problem + ("; accepted with --allow-unsigned" if allow_unsigned else ""),
+        )
+        return None if accepted else ValidationError(
+            f"backup {manifest.id} cannot be authenticated, nothing was restored: {problem}",
+            hint=f"Point {backup_signing.KEY_FILE_ENV} at the key the backup was made with, "
+            "or restore with --allow-unsigned (the content is still checked).",
+        ), False
+    if result.add("signature", not problem, problem):
         return None, False
     return ValidationError(
         f"backup {manifest.id} does not authenticate, nothing was restored: {problem}",
-        hint="Its manifest was edited (or signed with another key): choose another backup "
-        "(`cryptotrading backup list`). If the data dir was re-initialised, point "
-        f"{backup_signing.KEY_FILE_ENV} at the key the backup was made with.",
+        hint="Its manifest was edited: choose another backup (`cryptotrading backup list`).",
     ), True
 
 

@@ -146,17 +146,23 @@ def sign(key: BackupKey, fields: Mapping[str, Any]) -> str:
     return f"{ALGORITHM}:{key.key_id}:{digest}"
 
 
-def problem(key: BackupKey, fields: Mapping[str, Any], signature: str) -> str | None:
-    """Why *signature* does not authenticate *fields* under *key* (None: it does)."""
+#: Outcomes of :func:`check` besides ``valid``.
+ALTERED = "altered"
+OTHER_KEY = "other key"
+
+
+def check(key: BackupKey, fields: Mapping[str, Any], signature: str) -> tuple[str, str]:
+    """``("valid", "")``, or why *signature* does not authenticate *fields* under *key*:
+    ``("altered", why)`` -- edited after it was signed with this key, or not one of our
+    signatures -- or ``("other key", why)`` -- signed with a key this one is not."""
     parts = signature.split(":")
     if len(parts) != 3 or parts[0] != ALGORITHM:
-        return f"the signature is not of the form {ALGORITHM}:<key id>:<digest>"
-    expected = sign(key, fields)
-    if hmac.compare_digest(expected.encode(), signature.encode()):
-        return None
+        return ALTERED, f"the signature is not of the form {ALGORITHM}:<key id>:<digest>"
+    if hmac.compare_digest(sign(key, fields).encode(), signature.encode()):
+        return "valid", ""
     if parts[1] != key.key_id:
-        return (
-            f"signed with key {parts[1]!r}, but {key.path} holds key {key.key_id!r} "
-            "(another key, or the manifest was altered)"
+        return OTHER_KEY, (
+            f"signed with key {parts[1][:16]!r}, but {key.path} holds key {key.key_id!r} "
+            "(the key was replaced, or the manifest was edited)"
         )
-    return "the manifest was altered after it was signed (HMAC-SHA256 does not match)"
+    return ALTERED, "the manifest was altered after it was signed (HMAC-SHA256 does not match)"
