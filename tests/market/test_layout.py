@@ -77,8 +77,8 @@ def test_weekly_buckets_open_on_monday(market: MarketStore, market_data_dir: Pat
 
 def test_raw_write_paths_are_idempotent(market: MarketStore, binance_dir: Path) -> None:
     """The driver-level writers on an already stored range: PostgreSQL's direct COPY
-    falls back to the upsert (unique violation inside a savepoint), SQLite's chunk
-    checksum skips the range; either way nothing is duplicated or lost."""
+    falls back to the upsert (unique violation inside a savepoint), SQLite compares
+    the stored range value for value; either way nothing is duplicated or lost."""
     from cryptotrading.market import postgres_io, sqlite_io
     from cryptotrading.market.candles import to_candles
 

@@ -18,8 +18,9 @@ from typing import Any
 import ccxt
 
 from cryptotrading.errors import CryptotradingError, ValidationError
+from cryptotrading.market.backend import BatchMark
 from cryptotrading.market.jobs import JobRecorder
-from cryptotrading.market.store import BatchMark, MarketStore, TimeLike, to_epoch_ms
+from cryptotrading.market.store import MarketStore, TimeLike, to_epoch_ms
 from cryptotrading.market.timeframes import parse_timeframe
 from cryptotrading.market.validation import iso
 

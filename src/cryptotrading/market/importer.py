@@ -18,7 +18,8 @@ from cryptotrading.errors import ValidationError
 from cryptotrading.market.candles import Candles
 from cryptotrading.market.formats import detect_format, read_candles_file
 from cryptotrading.market.jobs import JobRecorder
-from cryptotrading.market.store import BatchMark, MarketStore
+from cryptotrading.market.backend import BatchMark
+from cryptotrading.market.store import MarketStore
 from cryptotrading.market.timeframes import Timeframe, parse_timeframe
 from cryptotrading.market.trades import read_trades_file, trades_to_candles
 from cryptotrading.market.validation import check_names, validate_candles

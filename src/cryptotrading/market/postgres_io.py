@@ -11,14 +11,17 @@ same transaction, under an advisory lock).
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import psycopg
 from psycopg import sql
+from sqlalchemy import Engine
 
-from cryptotrading.market.candles import COLUMNS, Candles
+from cryptotrading.market.backend import BatchMark
+from cryptotrading.market.candles import COLUMNS, Candles, unstored
 
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _TRAILER = struct.pack(">h", -1)
@@ -311,3 +314,67 @@ def batch_totals(conn: psycopg.Connection[Any], job_id: str) -> tuple[int, int]:
         row = cur.fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
+
+
+def unstored_candles(
+    conn: psycopg.Connection[Any], symbol: str, frequency: str, exchange: str, candles: Candles
+) -> tuple[Candles, bool]:
+    """The candles that are new or differ from the stored ones (in the writer's
+    transaction), and whether all of them are new keys: re-ingesting known candles
+    costs a range read, not a write, and new ranges are COPYed straight in."""
+    ts = candles.timestamp
+    stored = read(conn, symbol, frequency, exchange, int(ts[0]), int(ts[-1]) + 1)
+    return unstored(stored, candles)
+
+
+class PostgresCandles:
+    """:class:`~cryptotrading.market.backend.CandleBackend` on PostgreSQL: psycopg
+    transactions, binary COPY in and out, monthly partitions made before each write."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def connection(self, *, write: bool) -> Iterator[psycopg.Connection[Any]]:
+        pooled = self.engine.raw_connection()
+        conn: psycopg.Connection[Any] = pooled.driver_connection  # type: ignore[assignment]
+        try:
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+        finally:
+            pooled.close()
+
+    def write(
+        self,
+        symbol: str,
+        frequency: str,
+        exchange: str,
+        candles: Candles,
+        ingested_at: int,
+        batch: BatchMark | None,
+    ) -> int:
+        with self.connection(write=True) as conn:  # its own transaction: see ensure_partitions
+            ensure_partitions(conn, candles.timestamp)
+        with self.connection(write=True) as conn:
+            fresh, all_new = unstored_candles(conn, symbol, frequency, exchange, candles)
+            changed = 0
+            if len(fresh):
+                insert = insert_new if all_new else write
+                changed = insert(conn, symbol, frequency, exchange, fresh, ingested_at)
+            if batch is not None:
+                record_batch(conn, batch.job_id, batch.number, len(candles), changed, ingested_at)
+        return changed
+
+    def partitions(self, conn: psycopg.Connection[Any]) -> list[str]:
+        return sorted(partitions(conn))
+
+    read = staticmethod(read)
+    latest = staticmethod(latest)
+    frequencies = staticmethod(frequencies)
+    exchanges = staticmethod(exchanges)
+    series = staticmethod(series)
+    batch_totals = staticmethod(batch_totals)

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
 import numpy as np
+from sqlalchemy import Engine
 
 from cryptotrading.errors import StoreError
 from cryptotrading.market import native_read
+from cryptotrading.market.backend import BatchMark
 from cryptotrading.market.candles import CANDLE_DTYPE, Candles, unstored
 from cryptotrading.market.timeframes import parse_timeframe
 
@@ -262,3 +265,69 @@ def batch_totals(conn: sqlite3.Connection, job_id: str) -> tuple[int, int]:
         (job_id,),
     ).fetchone()
     return int(row[0]), int(row[1])
+
+
+def partitions(conn: sqlite3.Connection) -> list[str]:
+    """SQLite keeps ``time_series`` in one table: no partitions."""
+    return []
+
+
+class SqliteCandles:
+    """:class:`~cryptotrading.market.backend.CandleBackend` on SQLite: ``BEGIN
+    IMMEDIATE`` transactions on the raw ``sqlite3`` connection; with *native*, large
+    reads take :mod:`cryptotrading.market.native_read`."""
+
+    def __init__(self, engine: Engine, *, native: bool) -> None:
+        self.engine = engine
+        self.native = native
+
+    @contextmanager
+    def connection(self, *, write: bool) -> Iterator[sqlite3.Connection]:
+        pooled = self.engine.raw_connection()
+        conn: sqlite3.Connection = pooled.driver_connection  # type: ignore[assignment]
+        try:
+            if write:
+                conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+        finally:
+            pooled.close()
+
+    def write(
+        self,
+        symbol: str,
+        frequency: str,
+        exchange: str,
+        candles: Candles,
+        ingested_at: int,
+        batch: BatchMark | None,
+    ) -> int:
+        with self.connection(write=True) as conn:
+            changed = write(conn, symbol, frequency, exchange, candles, ingested_at)
+            if batch is not None:
+                record_batch(conn, batch.job_id, batch.number, len(candles), changed, ingested_at)
+        return changed
+
+    def read(
+        self,
+        conn: sqlite3.Connection,
+        symbol: str,
+        frequency: str,
+        exchange: str | None,
+        start: int | None,
+        end: int | None,
+    ) -> Candles:
+        return read(conn, symbol, frequency, exchange, start, end, native=self.native)
+
+    latest = staticmethod(latest)
+    frequencies = staticmethod(frequencies)
+    exchanges = staticmethod(exchanges)
+    series = staticmethod(series)
+    partitions = staticmethod(partitions)
+    batch_totals = staticmethod(batch_totals)

@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -23,7 +22,6 @@ from sqlalchemy.exc import DBAPIError
 
 from cryptotrading.db.session import translate
 from cryptotrading.errors import NotFoundError, ValidationError
-from cryptotrading.market import postgres_io, sqlite_io
 from cryptotrading.market.archived import (
     archived_latest,
     archived_series,
@@ -31,13 +29,8 @@ from cryptotrading.market.archived import (
     merge_hot_and_archived,
     read_archived,
 )
-from cryptotrading.market.candles import (
-    VALUE_COLUMNS,
-    Candles,
-    to_candles,
-    unstored,
-    without_negative_zero,
-)
+from cryptotrading.market.backend import BatchMark, CandleBackend
+from cryptotrading.market.candles import VALUE_COLUMNS, Candles, to_candles, without_negative_zero
 from cryptotrading.market.resample import resample
 from cryptotrading.market.timeframes import Timeframe, parse_timeframe
 from cryptotrading.market.trades import to_trades, trades_to_candles
@@ -71,13 +64,6 @@ class SeriesInfo(NamedTuple):
     first: int
     last: int
     archived: int = 0  # of ``rows``, how many are in the Parquet archive
-
-
-class BatchMark(NamedTuple):
-    """Which job a write belongs to, and its batch number within the job."""
-
-    job_id: str
-    number: int
 
 
 @dataclass(frozen=True)
@@ -122,38 +108,24 @@ class MarketStore:
         self.archive_dir = archive_dir or stores.settings.data_dir / "archive"
         self.engine: Engine = stores.engine(stores.market)
         self.backend = self.engine.dialect.name
-        self._io: ModuleType = sqlite_io if self.backend == "sqlite" else postgres_io
-        self._native = self.backend == "sqlite" and stores.settings.native_reads
+        self._backend = _candle_backend(self.engine, native=stores.settings.native_reads)
 
     @contextmanager
-    def _connection(self, *, write: bool) -> Iterator[Any]:
-        """A raw driver connection; with *write*, inside one committed transaction."""
-        pooled = self.engine.raw_connection()
+    def _translated(self) -> Iterator[None]:
+        """Driver errors raised inside the block as :mod:`cryptotrading.errors`."""
         dbapi = self.engine.dialect.loaded_dbapi
-        conn: Any = pooled.driver_connection
         try:
-            if write and self.backend == "sqlite":
-                conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                if self.backend == "sqlite":
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                else:
-                    conn.rollback()
-                raise
-            if self.backend == "sqlite":
-                if conn.in_transaction:
-                    conn.execute("COMMIT")
-            else:
-                conn.commit()
+            yield
         except dbapi.Error as exc:
             wrapped = DBAPIError.instance(None, None, exc, dbapi.Error)
             assert isinstance(wrapped, DBAPIError)
             raise translate(wrapped, "market store") from exc
-        finally:
-            pooled.close()
+
+    @contextmanager
+    def _connection(self, *, write: bool) -> Iterator[Any]:
+        """A raw driver connection; with *write*, inside one committed transaction."""
+        with self._translated(), self._backend.connection(write=write) as conn:
+            yield conn
 
     # -- writing ---------------------------------------------------------------
 
@@ -183,39 +155,15 @@ class MarketStore:
         if len(candles) == 0:
             return WriteResult(0, 0)
         now = int(time.time() * 1000)
-        if self.backend == "postgresql":
-            with self._connection(write=True) as conn:
-                postgres_io.ensure_partitions(conn, candles.timestamp)
-        with self._connection(write=True) as conn:
-            if self.backend == "postgresql":
-                fresh, all_new = self._not_stored(conn, symbol, frame.name, exchange, candles)
-                insert = postgres_io.insert_new if all_new else postgres_io.write
-                changed = (
-                    insert(conn, symbol, frame.name, exchange, fresh, now) if len(fresh) else 0
-                )
-            else:
-                changed = sqlite_io.write(conn, symbol, frame.name, exchange, candles, now)
-            if batch is not None:
-                self._io.record_batch(conn, batch.job_id, batch.number, len(candles), changed, now)
+        with self._translated():
+            changed = self._backend.write(symbol, frame.name, exchange, candles, now, batch)
         return WriteResult(len(candles), int(changed))
 
     def committed_batches(self, job_id: str) -> tuple[int, int]:
         """(batches, candles) of *job_id* committed to this store (``ingestion_batches``)."""
         with self._connection(write=False) as conn:
-            batches, rows = self._io.batch_totals(conn, job_id)
+            batches, rows = self._backend.batch_totals(conn, job_id)
         return int(batches), int(rows)
-
-    def _not_stored(
-        self, conn: Any, symbol: str, frequency: str, exchange: str, candles: Candles
-    ) -> tuple[Candles, bool]:
-        """The candles that are new or differ from the stored ones (in the writer's
-        transaction), and whether all of them are new keys: re-ingesting known candles
-        costs a range read, not a write, and new ranges are COPYed straight in."""
-        ts = candles.timestamp
-        stored: Candles = self._io.read(
-            conn, symbol, frequency, exchange, int(ts[0]), int(ts[-1]) + 1
-        )
-        return unstored(stored, candles)
 
     def write_trades(
         self, data: Any, *, symbol: str, timeframe: str = "1m", exchange: str = ""
@@ -231,7 +179,7 @@ class MarketStore:
     def timeframes(self, symbol: str) -> list[str]:
         """Timeframes stored for *symbol* (hot or archived), finest first."""
         with self._connection(write=False) as conn:
-            names: list[str] = self._io.frequencies(conn, symbol)
+            names: list[str] = self._backend.frequencies(conn, symbol)
         every = set(names) | archived_timeframes(self.archive_dir, symbol)
         return sorted(every, key=lambda name: parse_timeframe(name).ms)
 
@@ -250,7 +198,7 @@ class MarketStore:
         frame = parse_timeframe(timeframe)
         low, high = to_epoch_ms(start), to_epoch_ms(end)
         with self._connection(write=False) as conn:
-            hot_frequencies: list[str] = self._io.frequencies(conn, symbol)
+            hot_frequencies: list[str] = self._backend.frequencies(conn, symbol)
             stored = set(hot_frequencies) | archived_timeframes(self.archive_dir, symbol)
             if frame.name in stored:
                 source, read_low = frame, low
@@ -263,7 +211,9 @@ class MarketStore:
             )
             if exchange is None and archived_from:
                 hot_from = (
-                    set(self._io.exchanges(conn, symbol, source.name)) if len(candles) else set()
+                    set(self._backend.exchanges(conn, symbol, source.name))
+                    if len(candles)
+                    else set()
                 )
                 if len(archived_from | hot_from) > 1:
                     self._several_exchanges(symbol, source.name, archived_from | hot_from)
@@ -342,10 +292,7 @@ class MarketStore:
         start: int | None,
         end: int | None,
     ) -> Candles:
-        if self._native:
-            return sqlite_io.read(conn, symbol, frequency, exchange, start, end, native=True)
-        candles: Candles = self._io.read(conn, symbol, frequency, exchange, start, end)
-        return candles
+        return self._backend.read(conn, symbol, frequency, exchange, start, end)
 
     @staticmethod
     def _finest_source(symbol: str, frame: Timeframe, stored: Sequence[str]) -> Timeframe:
@@ -368,7 +315,9 @@ class MarketStore:
             return
         if bool((candles.timestamp[1:] > candles.timestamp[:-1]).all()):
             return
-        self._several_exchanges(symbol, frequency, set(self._io.exchanges(conn, symbol, frequency)))
+        self._several_exchanges(
+            symbol, frequency, set(self._backend.exchanges(conn, symbol, frequency))
+        )
 
     @staticmethod
     def _several_exchanges(symbol: str, frequency: str, names: set[str]) -> None:
@@ -391,7 +340,7 @@ class MarketStore:
         names = [symbols] if isinstance(symbols, str) else list(symbols)
         frequency = None if timeframe is None else parse_timeframe(timeframe).name
         with self._connection(write=False) as conn:
-            rows = self._io.latest(conn, names, frequency, exchange)
+            rows = self._backend.latest(conn, names, frequency, exchange)
         found = {row[0]: LatestCandle(*row) for row in rows}
         if self.archive_dir.is_dir():
             for name in names:
@@ -412,7 +361,7 @@ class MarketStore:
         hot and archived together (a candle caught in both by a crash mid-archive is
         counted twice until the next archive run)."""
         with self._connection(write=False) as conn:
-            rows = self._io.series(conn)
+            rows = self._backend.series(conn)
         merged = {(row[0], row[1], row[2]): SeriesInfo(*row) for row in rows}
         for key, (count, first, last) in archived_series(self.archive_dir).items():
             hot = merged.get(key)
@@ -431,3 +380,15 @@ class MarketStore:
         """Open time of the newest stored candle of one series, or None."""
         found = self.latest(symbol, timeframe=timeframe, exchange=exchange)
         return found[symbol].timestamp if symbol in found else None
+
+
+def _candle_backend(engine: Engine, *, native: bool) -> CandleBackend:
+    """The :class:`CandleBackend` of *engine*'s database (imported lazily: a SQLite
+    user never loads psycopg, and the reverse)."""
+    if engine.dialect.name == "postgresql":
+        from cryptotrading.market.postgres_io import PostgresCandles
+
+        return PostgresCandles(engine)
+    from cryptotrading.market.sqlite_io import SqliteCandles
+
+    return SqliteCandles(engine, native=native)
