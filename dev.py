@@ -5,8 +5,10 @@
     python3 dev.py test    create .venv, lint (ruff, mypy) and run the whole test suite
     python3 dev.py lint    ruff and mypy only
     python3 dev.py bench   the benchmarks under bench/
+    python3 dev.py fuzz    the CLI fuzz suite (tests/fuzz) with 500 random examples per test
 
-Extra arguments after ``test`` go to pytest (``python3 dev.py test -k vault``).
+Extra arguments after ``test`` or ``fuzz`` go to pytest (``python3 dev.py test -k vault``);
+``CRYPTOTRADING_FUZZ_EXAMPLES=2000 python3 dev.py fuzz`` changes the example count.
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ def lint() -> None:
 
 def main(argv: list[str]) -> None:
     task, *rest = argv or ["help"]
-    if task not in ("run", "test", "lint", "bench"):
+    if task not in ("run", "test", "lint", "bench", "fuzz"):
         print(__doc__)
         sys.exit(0 if task == "help" else 2)
     ensure_venv()
@@ -111,6 +113,11 @@ def main(argv: list[str]) -> None:
         lint()
         parallel = [] if any(arg.startswith("-n") for arg in rest) else ["-n", "auto"]
         sh(BIN / "pytest", *parallel, *rest)
+    elif task == "fuzz":
+        os.environ.setdefault("CRYPTOTRADING_FUZZ_EXAMPLES", "500")
+        os.environ.setdefault("CRYPTOTRADING_FUZZ_RANDOM", "1")
+        parallel = [] if any(arg.startswith("-n") for arg in rest) else ["-n", "auto"]
+        sh(BIN / "pytest", "-m", "fuzz", *parallel, *rest)
     elif task == "bench":
         for script in sorted((ROOT / "bench").glob("bench_*.py")):
             sh(BIN / "python", script, *rest)

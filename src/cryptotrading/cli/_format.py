@@ -42,6 +42,11 @@ def json_object_option(text: str | None, option: str) -> dict[str, Any] | None:
         raise ValidationError(
             f"{option} is not valid JSON: {exc.msg}", hint=f"Quote {option} as a JSON object."
         ) from None
+    except (ValueError, RecursionError) as exc:  # a 5000-digit number, 100k nested lists
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ValidationError(
+            f"{option} is not usable JSON: {reason}", hint=f"Give {option} as a small JSON object."
+        ) from None
     if not isinstance(value, dict):
         raise ValidationError(f"{option} must be a JSON object", hint='Use {"key": value}.')
     return value

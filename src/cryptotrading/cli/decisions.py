@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from decimal import Decimal
 
 import typer
@@ -199,7 +198,7 @@ def evaluate(
     """Evaluate decisions at a horizon against the stored candles."""
     stores = open_stores(ctx)
     app_engine, market_engine = stores.engine(stores.app), stores.engine(stores.market)
-    gap = timedelta(minutes=max_gap_minutes)
+    gap = outcomes.gap_from_minutes(max_gap_minutes)
     if decision_id is not None:
         found = [
             outcomes.evaluate_decision(

@@ -17,6 +17,7 @@ from cryptotrading.errors import (
     StoreBusyError,
     StoreError,
     StoreUnavailableError,
+    ValidationError,
 )
 
 _UNAVAILABLE = (
@@ -66,6 +67,13 @@ def translate_errors(where: str = "database") -> Iterator[None]:
         yield
     except DBAPIError as exc:
         raise translate(exc, where) from exc
+    except (OverflowError, UnicodeEncodeError) as exc:
+        # Values the driver cannot bind: an integer beyond 64 bits, text with lone
+        # surrogates (undecodable command-line bytes).
+        raise ValidationError(
+            f"{where}: a value cannot be stored or looked up: {exc}",
+            hint="Use integers within 64 bits and text that is valid Unicode.",
+        ) from exc
 
 
 @contextmanager

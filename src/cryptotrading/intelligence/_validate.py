@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -43,4 +44,12 @@ def document(value: Any, what: str) -> dict[str, Any] | None:
             f"{what} must be a JSON object, got {type(value).__name__}",
             hint=f"Pass {what} as a dict / JSON object.",
         )
+    try:  # strict JSON: no NaN or infinity (1e400 parses as inf), no odd keys or types
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ValidationError(
+            f"{what} is not strict JSON: {reason}",
+            hint=f"Pass {what} as plain dicts, lists, strings, finite numbers, booleans or null.",
+        ) from None
     return value

@@ -37,6 +37,23 @@ from cryptotrading.trading.prices import Candle, candle_at_or_after
 
 DEFAULT_HOLD_BAND = Decimal("0.01")
 DEFAULT_MAX_GAP = timedelta(hours=6)
+#: The longest horizon or candle gap, in minutes: a century.
+MAX_MINUTES = 100 * 366 * 24 * 60
+
+
+def minutes(value: Any, what: str) -> int:
+    """*value* if it is a whole number of minutes in 1..:data:`MAX_MINUTES`."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_MINUTES:
+        raise ValidationError(
+            f"{what} {value!r} is not a number of minutes in 1..{MAX_MINUTES}",
+            hint="Give the horizon in minutes, for example 1440 for a day.",
+        )
+    return value
+
+
+def gap_from_minutes(value_minutes: Any) -> timedelta:
+    """The largest accepted distance of a candle after its target, from minutes."""
+    return timedelta(minutes=minutes(value_minutes, "max gap"))
 
 
 @dataclass(frozen=True)
@@ -135,11 +152,7 @@ def evaluate_decision(
 ) -> DecisionOutcome:
     """Evaluate a decision *horizon_minutes* after it was made. Evaluating the same
     decision at the same horizon again returns the stored outcome."""
-    if not isinstance(horizon_minutes, int) or horizon_minutes <= 0:
-        raise ValidationError(
-            f"horizon {horizon_minutes!r} is not a positive number of minutes",
-            hint="Give the horizon in minutes, for example 1440 for a day.",
-        )
+    minutes(horizon_minutes, "horizon")
     band = parse(hold_band, "hold band", positive=True)
     with read_session(app_engine, "app store") as session:
         decision = load_decision(session, decision_id)
@@ -152,7 +165,14 @@ def evaluate_decision(
             hint="Evaluate pending or executed decisions only.",
         )
     decided = decision.decided_at or decision.created_at
-    target = decided + timedelta(minutes=horizon_minutes)
+    try:
+        target = decided + timedelta(minutes=horizon_minutes)
+    except OverflowError:
+        raise ValidationError(
+            f"decision {decision_id} at {decided.isoformat()} plus {horizon_minutes} minutes "
+            "is beyond the calendar",
+            hint="Give a shorter horizon.",
+        ) from None
     entry = _entry(app_engine, market_engine, decision, frequency, max_gap)
     exit_candle = _price_at(market_engine, decision.symbol, target, frequency, max_gap)
     fields = assess(decision.action, entry, exit_candle.open, band)
@@ -223,6 +243,7 @@ def evaluate_pending(
 ) -> Sweep:
     """Evaluate every pending or executed decision without an outcome at this
     horizon; decisions whose horizon has no candle yet are listed in ``not_due``."""
+    minutes(horizon_minutes, "horizon")
     with read_session(app_engine, "app store") as session:
         done = select(DecisionOutcome.decision_id).where(
             DecisionOutcome.horizon_minutes == horizon_minutes

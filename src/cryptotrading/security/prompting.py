@@ -37,7 +37,13 @@ def read_secrets(
 
 
 def _line(stdin: IO[str], what: str, names: Sequence[str]) -> str:
-    line = stdin.readline()
+    try:
+        line = stdin.readline()
+    except UnicodeDecodeError:
+        raise ValidationError(
+            f"the {what.lower()} on stdin is not UTF-8 text",
+            hint=f"Give one UTF-8 line per value on stdin: {', '.join(names)}.",
+        ) from None
     if not line:
         raise ValidationError(
             f"stdin ended before the {what.lower()}",

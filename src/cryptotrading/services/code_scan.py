@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,7 +119,7 @@ def analyse_source(path: str, data: bytes) -> FileAnalysis:
     loc = lines_of_code(source)
     try:
         tree = ast.parse(source, filename=path)
-    except (SyntaxError, ValueError) as exc:
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         where = f" (line {exc.lineno})" if isinstance(exc, SyntaxError) and exc.lineno else ""
         return FileAnalysis(
             path, digest, loc, 1, 0, 0, 0, error=f"{exc.__class__.__name__}{where}: {exc}"
@@ -148,6 +149,12 @@ def python_files(root: Path) -> Iterator[Path]:
             yield path
 
 
+def stored_path(path: Path) -> str:
+    """*path* as stored text: a name that is not UTF-8 (undecodable bytes) keeps
+    its bytes as ``\\xNN`` escapes, so every file gets a stable, storable path."""
+    return os.fsencode(path.as_posix()).decode("utf-8", errors="backslashreplace")
+
+
 def scan_tree(
     engine: Engine, root: Path | str, *, threshold: int = DEFAULT_THRESHOLD
 ) -> ScanReport:
@@ -159,17 +166,18 @@ def scan_tree(
             f"{root} is not a directory or Python file",
             hint="Give the path of a source tree (e.g. src/cryptotrading) or a .py file.",
         )
-    report = ScanReport(root=str(base), threshold=threshold)
+    report = ScanReport(root=stored_path(base), threshold=threshold)
     for path in python_files(base):
         try:
             data = path.read_bytes()
         except OSError:
             continue  # vanished or unreadable since listing: skipped, not fatal
-        report.files.append(analyse_source(path.as_posix(), data))
+        report.files.append(analyse_source(stored_path(path), data))
     now = utcnow()
     with unit_of_work(engine, WHERE) as session:
         serialise(session, "code_scan")  # concurrent scans: no duplicate files or issues
-        prefix = base.as_posix() if base.is_file() else base.as_posix().rstrip("/") + "/"
+        prefix = stored_path(base)
+        prefix = prefix if base.is_file() else prefix.rstrip("/") + "/"
         column = CodeFile.file_path
         in_scope = (
             column == prefix if base.is_file() else column.startswith(prefix, autoescape=True)

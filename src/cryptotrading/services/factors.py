@@ -223,26 +223,33 @@ def parse_fear_greed(path: Path) -> dict[datetime, int]:
             f"cannot read {path}: {exc.strerror}", hint="Give the path of an existing CSV file."
         ) from None
     values: dict[datetime, int] = {}
+    hint = "Each line must be YYYYMMDDT,open,high,low,close,volume (no header)."
     with handle:
-        for line, fields in enumerate(csv.reader(handle), start=1):
+        try:
+            lines = list(enumerate(csv.reader(handle), start=1))
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise ValidationError(
+                f"{path.name} is not a UTF-8 CSV file: {exc}", hint=hint
+            ) from None
+        for line, fields in lines:
             if not fields:
                 continue
             where = f"{path.name} line {line}"
-            hint = "Each line must be YYYYMMDDT,open,high,low,close,volume (no header)."
             if len(fields) != 6:
                 raise ValidationError(f"{where}: expected 6 fields, got {len(fields)}", hint=hint)
             try:
                 day = datetime.strptime(fields[0].strip(), "%Y%m%dT").replace(tzinfo=UTC)
                 close = float(fields[4])
             except ValueError:
-                raise ValidationError(f"{where}: cannot parse {fields!r}", hint=hint) from None
+                shown = repr(fields)[:200]
+                raise ValidationError(f"{where}: cannot parse {shown}", hint=hint) from None
             if not math.isfinite(close) or close != int(close) or not 0 <= close <= 100:
                 raise ValidationError(
-                    f"{where}: index value {fields[4]!r} is not a whole number in 0..100",
+                    f"{where}: index value {fields[4][:40]!r} is not a whole number in 0..100",
                     hint=hint,
                 )
             if day in values:
-                raise ValidationError(f"{where}: day {fields[0]} appears twice", hint=hint)
+                raise ValidationError(f"{where}: day {fields[0][:40]} appears twice", hint=hint)
             values[day] = int(close)
     if not values:
         raise ValidationError(f"{path} holds no data", hint="Give a non-empty CSV file.")
