@@ -8,6 +8,7 @@ directory, or the file named by ``CRYPTOTRADING_CONFIG``), then the defaults bel
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +28,8 @@ Layout = Literal["three", "two", "single"]
 
 CONFIG_ENV = "CRYPTOTRADING_CONFIG"
 DEFAULT_CONFIG_FILE = "cryptotrading.toml"
+#: Default cap on the (decompressed) bytes one import reads into memory: 2 GiB.
+DEFAULT_MAX_IMPORT_BYTES = 2 * 1024**3
 
 
 class Settings(BaseSettings):
@@ -61,6 +64,11 @@ class Settings(BaseSettings):
     login_lockout_minutes: float = Field(
         default=15.0, gt=0, description="Counting window and lock duration of failed logins."
     )
+    max_import_bytes: int = Field(
+        default=DEFAULT_MAX_IMPORT_BYTES,
+        ge=1,
+        description="Largest file an import reads (bytes after decompression; default 2 GiB).",
+    )
     native_reads: bool = Field(
         default=True,
         description="Large SQLite candle reads step the statement in compiled code.",
@@ -91,10 +99,11 @@ def load_settings(**overrides: Any) -> Settings:
     """
     explicit = {key: value for key, value in overrides.items() if value is not None}
     config_file = os.environ.get(CONFIG_ENV)
-    if config_file and not Path(config_file).is_file():
+    problem = _config_file_problem(config_file) if config_file else None
+    if problem:
         raise ConfigurationError(
-            f"config file {config_file!r} named by {CONFIG_ENV} does not exist",
-            hint=f"Create the file or unset {CONFIG_ENV}.",
+            f"config file {config_file!r} named by {CONFIG_ENV} {problem}",
+            hint=f"Point {CONFIG_ENV} at a TOML file, or unset it.",
         )
     try:
         return Settings(**explicit)
@@ -110,3 +119,20 @@ def load_settings(**overrides: Any) -> Settings:
             f"config file is not valid TOML: {exc}",
             hint="Fix the syntax of cryptotrading.toml.",
         ) from None
+    except (UnicodeDecodeError, OSError) as exc:  # a binary, unreadable or special file
+        name = config_file or DEFAULT_CONFIG_FILE
+        raise ConfigurationError(
+            f"cannot read config file {name!r}: {exc}",
+            hint=f"The config file must be UTF-8 TOML text; fix it or unset {CONFIG_ENV}.",
+        ) from None
+
+
+def _config_file_problem(name: str) -> str | None:
+    """Why *name* cannot be the config file, or None when it is a regular file."""
+    try:
+        mode = os.stat(name).st_mode
+    except FileNotFoundError:
+        return "does not exist"
+    except (OSError, ValueError) as exc:  # too long, a loop, a NUL byte ...
+        return f"cannot be opened ({exc})"
+    return None if stat.S_ISREG(mode) else "is not a regular file"

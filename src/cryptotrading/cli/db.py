@@ -45,7 +45,9 @@ def init(ctx: typer.Context, as_json: bool = JsonOption) -> None:
 @db_app.command()
 def upgrade(
     ctx: typer.Context,
-    revision: str = typer.Argument("head", help="Target schema version (1.0.0, 1.5.0, 2.0.0)."),
+    revision: str = typer.Argument(
+        "head", help="Target schema version (1.0.0, 1.5.0, 2.0.0, 2.1.0)."
+    ),
     store: str | None = StoreOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -150,12 +152,14 @@ def _maintenance(results: list[maintenance.MaintenanceResult], as_json: bool) ->
 def export_schema(
     ctx: typer.Context,
     output: Path | None = typer.Option(None, "-o", "--output", help="Write the DDL here."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --output file."),
     as_json: bool = JsonOption,
 ) -> None:
     """Print (or write to a file) the DDL of every store."""
-    ddl = export.export_schema(open_stores(ctx))
-    if output is not None:
-        output.write_text(ddl)
+    if output is None:
+        ddl = export.export_schema(open_stores(ctx))
+    else:
+        ddl = export.write_schema(open_stores(ctx), output, force=force)
     if as_json:
         emit(True, {"output": str(output) if output else None, "ddl": ddl}, lambda: None)
     elif output is None:

@@ -24,7 +24,12 @@ from cryptotrading.cli._common import (
 )
 from cryptotrading.errors import ValidationError
 from cryptotrading.market.candles import COLUMNS, Candles
-from cryptotrading.market.formats import EXPORT_FORMATS, FORMATS, write_candles_file
+from cryptotrading.market.formats import (
+    EXPORT_FORMATS,
+    FORMATS,
+    export_format,
+    write_candles_file,
+)
 from cryptotrading.market.importer import (
     DEFAULT_BATCH,
     ImportResult,
@@ -41,6 +46,7 @@ from cryptotrading.ops.archive import (
     plan_archive,
     verify_archive,
 )
+from cryptotrading.outputs import check_output
 
 market_app = typer.Typer(
     cls=ErrorReportingGroup,
@@ -84,7 +90,7 @@ OutputOption = typer.Option("table", "--format", "-f", help="table, csv or json.
 
 
 def _time_arg(value: str | None) -> int | str | None:
-    return int(value) if value is not None and value.isdigit() else value
+    return int(value) if value is not None and value.isascii() and value.isdigit() else value
 
 
 @market_app.command("import")
@@ -194,7 +200,10 @@ def export_command(
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Export candles (resampled when needed) to CSV or Parquet."""
+    """Export candles (resampled when needed) to CSV or Parquet: the format is --format
+    or the extension (.csv, .parquet); the file is written whole or not at all."""
+    check_output(file)
+    fmt = export_format(file, fmt)
     candles = _market(ctx).read_candles(
         symbol, timeframe, _time_arg(start), _time_arg(end), exchange
     )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 
 from cryptotrading.errors import ConfigurationError
@@ -26,34 +27,65 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def backend_of(url: str) -> str:
-    """``"sqlite"`` or ``"postgresql"``; anything else is a configuration error."""
+def parse_url(url: str) -> URL:
+    """*url* parsed (our PostgreSQL driver made explicit); anything unparseable is a
+    :class:`ConfigurationError` naming the URL with its password hidden."""
     try:
-        backend = make_url(normalize_url(url)).get_backend_name()
-    except ArgumentError:
+        return make_url(normalize_url(url))
+    except (ArgumentError, ValueError, TypeError):  # bad port, bracket, scheme ...
         raise ConfigurationError(
             f"cannot parse database URL {mask_url(url)!r}",
             hint="Use sqlite:///path/to/file.db or postgresql://user@host:5432/dbname.",
         ) from None
+
+
+def backend_of(url: str) -> str:
+    """``"sqlite"`` or ``"postgresql"``; anything else -- an unparseable URL, another
+    backend, a port out of range, an in-memory SQLite database (it would vanish with
+    the process) or a NUL byte in a path -- is a :class:`ConfigurationError`."""
+    parsed = parse_url(url)
+    backend = parsed.get_backend_name()
     if backend not in ("sqlite", "postgresql"):
         raise ConfigurationError(
             f"unsupported database backend {backend!r}",
             hint="cryptotrading supports SQLite files and PostgreSQL servers.",
         )
+    if "\x00" in url:
+        raise ConfigurationError(
+            "database URL contains a NUL byte", hint="Remove the NUL character from the URL."
+        )
+    if backend == "postgresql" and parsed.port is not None and not 0 < parsed.port < 65536:
+        raise ConfigurationError(
+            f"port {parsed.port} of database URL {mask_url(url)!r} is out of range",
+            hint="Use a TCP port from 1 to 65535 (PostgreSQL listens on 5432 by default).",
+        )
+    if backend == "sqlite" and _in_memory(parsed):
+        raise ConfigurationError(
+            f"{url!r} is an in-memory SQLite database: a store must outlive the process",
+            hint="Use a file, e.g. sqlite:///data/cryptotrading.db, or unset the URL to use "
+            "the files of the data dir.",
+        )
     return backend
+
+
+def _in_memory(parsed: URL) -> bool:
+    database = parsed.database or ""
+    if database.startswith("file:"):
+        database = database[len("file:") :].split("?", 1)[0]
+    return database in ("", ":memory:") or parsed.query.get("mode") == "memory"
 
 
 def mask_url(url: str) -> str:
     """The URL with any password replaced by ``***`` (safe to print or log)."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable URL>"
+    except (ArgumentError, ValueError, TypeError):
+        return re.sub(r"//.*@", "//***@", url, count=1, flags=re.S)  # hide any user info
 
 
 def sqlite_path(url: str) -> Path | None:
     """Filesystem path of a SQLite URL, or None for PostgreSQL / in-memory."""
-    parsed = make_url(normalize_url(url))
+    parsed = parse_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database:
         return None
     database = parsed.database

@@ -124,7 +124,7 @@ def _from_rows(data: Any) -> Candles:
         return Candles.empty()
     try:
         array = np.asarray(data, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ValidationError(
             f"cannot read candles: {exc}",
             hint="Pass a DataFrame, an Arrow table, a numpy array or ccxt rows "
@@ -200,6 +200,13 @@ def _timestamps(array: Floats) -> Ints:
         row = int(np.flatnonzero(bad)[0])
         raise ValidationError(
             f"row {row}: timestamp {array[row]!r} is not a whole number of milliseconds",
+            hint="Timestamps are candle open times in epoch milliseconds (UTC).",
+        )
+    huge = np.abs(array) >= 2.0**63  # would wrap around in int64
+    if huge.any():
+        row = int(np.flatnonzero(huge)[0])
+        raise ValidationError(
+            f"row {row}: timestamp {array[row]!r} is outside 1970..2099",
             hint="Timestamps are candle open times in epoch milliseconds (UTC).",
         )
     return np.ascontiguousarray(array.astype(np.int64))

@@ -1,10 +1,12 @@
 """Import a candle file (or the candles built from a trades file) into ``time_series``
 in committed batches.
 
-The whole file is read and validated first, so bad input writes nothing. It is then
-written in batches of ``batch_size`` candles, one transaction each: a killed import
-leaves every committed batch in place, and running it again completes it (writes
-are idempotent).
+The whole file is read and validated first, so bad input writes nothing: an
+unreadable, oversized (``max_import_bytes``) or empty file (``no candles in FILE``)
+is refused before a job is recorded, so no ``data_ingestion_jobs`` row claims a
+0-row success. The file is then written in batches of ``batch_size`` candles, one
+transaction each: a killed import leaves every committed batch in place, and
+running it again completes it (writes are idempotent).
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from cryptotrading.errors import ValidationError
-from cryptotrading.market.candles import Candles
-from cryptotrading.market.formats import detect_format, read_candles_file
-from cryptotrading.market.jobs import JobRecorder
 from cryptotrading.market.backend import BatchMark
+from cryptotrading.market.candles import Candles
+from cryptotrading.market.formats import detect_format, no_data, read_candles_file
+from cryptotrading.market.jobs import JobRecorder
 from cryptotrading.market.store import MarketStore
 from cryptotrading.market.timeframes import Timeframe, parse_timeframe
 from cryptotrading.market.trades import read_trades_file, trades_to_candles
@@ -61,7 +63,9 @@ def import_file(
     ``data_ingestion_jobs`` row of type ``import``."""
     frame = _check(symbol, timeframe, exchange, batch_size)
     fmt = fmt or detect_format(path)
-    candles = read_candles_file(path, fmt)
+    candles = read_candles_file(path, fmt, max_bytes=_max_bytes(market))
+    if len(candles) == 0:
+        raise no_data(path, "candles")
     validate_candles(candles, frame)
     params = {"path": str(path), "format": fmt, "rows": len(candles), "batch_size": batch_size}
     return _write_batches(
@@ -84,7 +88,9 @@ def import_trades_file(
     (:mod:`cryptotrading.market.trades`), then write them like :func:`import_file`."""
     frame = _check(symbol, timeframe, exchange, batch_size)
     fmt = fmt or detect_format(path)
-    trades = read_trades_file(path, fmt)
+    trades = read_trades_file(path, fmt, max_bytes=_max_bytes(market))
+    if len(trades) == 0:
+        raise no_data(path, "trades")
     candles = trades_to_candles(trades, frame)
     params = {
         "path": str(path),
@@ -97,6 +103,10 @@ def import_trades_file(
     return _write_batches(
         market, path, fmt, candles, symbol, frame.name, exchange, batch_size, params, progress
     )
+
+
+def _max_bytes(market: MarketStore) -> int:
+    return market.stores.settings.max_import_bytes
 
 
 def _check(symbol: str, timeframe: str, exchange: str, batch_size: int) -> Timeframe:

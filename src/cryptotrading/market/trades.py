@@ -18,6 +18,7 @@ bucket boundaries.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,10 @@ import pyarrow as pa
 
 from cryptotrading.errors import ValidationError
 from cryptotrading.market.candles import Candles, Floats, Ints, timestamps_ms
-from cryptotrading.market.formats import read_file
+from cryptotrading.market.formats import read_csv_table, read_file
 from cryptotrading.market.timeframes import Timeframe
+from cryptotrading.market.validation import outside_calendar
+from cryptotrading.settings import DEFAULT_MAX_IMPORT_BYTES
 
 _TIME_NAMES = ("timestamp", "date", "datetime", "time")
 _AMOUNT_NAMES = ("amount", "quantity", "qty", "size")
@@ -100,14 +103,26 @@ def _column(frame: pd.DataFrame, names: tuple[str, ...], what: str) -> Any:
 
 
 def _numbers(column: Any, what: str) -> Floats:
-    values = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
+    try:
+        values = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
+    except (OverflowError, TypeError, ValueError):  # e.g. an integer beyond float64
+        values = np.array([_float_or_nan(value) for value in column], dtype=np.float64)
     bad = np.flatnonzero(np.isnan(values) & column.notna().to_numpy())
     if len(bad):
+        shown = repr(column.iloc[int(bad[0])])
+        shown = shown if len(shown) <= 40 else shown[:20] + "..." + shown[-8:]
         raise ValidationError(
-            f"trade {int(bad[0])}: {what} {column.iloc[int(bad[0])]!r} is not a number",
+            f"trade {int(bad[0])}: {what} {shown} is not a number (or beyond float64)",
             hint=_HINT,
         )
     return np.ascontiguousarray(values)
+
+
+def _float_or_nan(value: Any) -> float:
+    try:
+        return float(value)
+    except (OverflowError, TypeError, ValueError):
+        return math.nan
 
 
 def _from_frame(frame: pd.DataFrame) -> Trades:
@@ -115,6 +130,7 @@ def _from_frame(frame: pd.DataFrame) -> Trades:
     price = _numbers(_column(frame, ("price",), "price"), "price")
     amount = _numbers(_column(frame, _AMOUNT_NAMES, "amount"), "amount")
     problems = [
+        (outside_calendar(times), "timestamp is before 1970 or not before 2100"),
         (~np.isfinite(price) | (price <= 0), "price is missing, not finite or not positive"),
         (~np.isfinite(amount) | (amount < 0), "amount is missing, not finite or negative"),
     ]
@@ -123,7 +139,8 @@ def _from_frame(frame: pd.DataFrame) -> Trades:
         row, text = min(first)
         raise ValidationError(
             f"trade {row} (timestamp {int(times[row])}): {text}; nothing was written",
-            hint="Fix or drop that trade: prices must be positive, amounts not negative.",
+            hint="Fix or drop that trade: times from 1970 to 2099 (UTC), prices positive, "
+            "amounts not negative.",
         )
     order = np.argsort(times, kind="stable")
     return Trades(times[order], price[order], amount[order])
@@ -147,14 +164,19 @@ def trades_to_candles(trades: Trades, frame: Timeframe) -> Candles:
     )
 
 
-def read_trades_file(path: Path, fmt: str | None = None) -> Trades:
-    """Read and validate a whole trades file (format detected from its content)."""
+def read_trades_file(
+    path: Path, fmt: str | None = None, *, max_bytes: int = DEFAULT_MAX_IMPORT_BYTES
+) -> Trades:
+    """Read and validate a whole trades file (format detected from its content),
+    reading at most *max_bytes* (see :func:`cryptotrading.market.formats.read_file`)."""
     return read_file(
         path,
         fmt,
         from_json=_from_json,
         from_table=to_trades,
-        from_csv=lambda csv_path: to_trades(pd.read_csv(csv_path)),
+        from_csv=lambda csv_path: to_trades(read_csv_table(csv_path)),
+        what="trades",
+        max_bytes=max_bytes,
     )
 
 

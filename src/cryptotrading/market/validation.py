@@ -5,31 +5,58 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import numpy as np
+import numpy.typing as npt
 
 from cryptotrading.errors import ValidationError
 from cryptotrading.market.candles import PRICE_COLUMNS, Candles
 from cryptotrading.market.timeframes import Timeframe
 
 MAX_NAME = 32
+#: Candle and trade times must lie in [1970-01-01, 2100-01-01) UTC, epoch ms.
+MIN_TIMESTAMP = 0
+END_TIMESTAMP = 4_102_444_800_000
 
 
 def iso(timestamp_ms: int) -> str:
-    """``2021-01-01T00:00:00Z`` for an epoch-ms timestamp."""
-    moment = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+    """``2021-01-01T00:00:00Z`` for an epoch-ms timestamp (``<N> ms`` when the
+    calendar cannot show it); never raises, so error messages can always use it."""
+    try:
+        moment = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"{timestamp_ms} ms (outside the calendar)"
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def outside_calendar(timestamps: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """Which epoch-ms *timestamps* are before 1970 or not before 2100."""
+    return (timestamps < MIN_TIMESTAMP) | (timestamps >= END_TIMESTAMP)
+
+
 def check_names(symbol: str, exchange: str) -> None:
-    if not symbol or len(symbol) > MAX_NAME:
+    """A symbol of 1 to 32 characters and an exchange id of at most 32, both without
+    control characters, line breaks or surrounding blanks."""
+    if not symbol or len(symbol) > MAX_NAME or _bad_name(symbol):
         raise ValidationError(
             f"invalid symbol {symbol!r}",
-            hint=f"Give a symbol of 1 to {MAX_NAME} characters in ccxt notation, e.g. BTC/USDT.",
+            hint=f"Give a symbol of 1 to {MAX_NAME} printable characters, without surrounding "
+            "blanks, in ccxt notation, e.g. BTC/USDT.",
         )
     if len(exchange) > MAX_NAME:
         raise ValidationError(
             f"exchange name {exchange!r} is longer than {MAX_NAME} characters",
             hint="Use the ccxt exchange id, e.g. binance.",
         )
+    if exchange and _bad_name(exchange):
+        raise ValidationError(
+            f"invalid exchange name {exchange!r}",
+            hint="Use the ccxt exchange id (printable, no surrounding blanks), e.g. binance.",
+        )
+
+
+def _bad_name(name: str) -> bool:
+    """Padded with blanks, or holding a character that does not print (newline, tab,
+    NUL, escape, zero-width and bidi marks, non-ASCII spaces, line separators)."""
+    return name != name.strip() or not name.isprintable()
 
 
 def validate_candles(candles: Candles, timeframe: Timeframe) -> None:
@@ -41,6 +68,7 @@ def validate_candles(candles: Candles, timeframe: Timeframe) -> None:
         if mask.any():
             problems.append((int(np.argmax(mask)), describe))
 
+    first(outside_calendar(ts), "timestamp is before 1970 or not before 2100")
     for name in (*PRICE_COLUMNS, "volume"):
         values = getattr(candles, name)
         first(~np.isfinite(values), f"{name} is NaN or infinite")
@@ -71,5 +99,6 @@ def validate_candles(candles: Candles, timeframe: Timeframe) -> None:
         f"row {row} (timestamp {int(ts[row])} = {iso(int(ts[row]))}): {describe}; "
         "nothing was written",
         hint=f"Fix or drop that row (candles must be sorted, unique, on the {timeframe.name} "
-        "grid, with finite positive prices and low <= open, close <= high).",
+        "grid, from 1970 to 2099 UTC, with finite positive prices and "
+        "low <= open, close <= high).",
     )

@@ -95,16 +95,31 @@ class ArchiveReport:
         return {**asdict(self), "rows": self.rows}
 
 
+#: The oldest age accepted: older candles than this cannot exist (epoch ms from 1970).
+MAX_AGE = timedelta(days=200 * 366)
+
+
 def parse_age(value: str) -> timedelta:
-    """``90d``, ``12h``, ``30m`` or ``2w`` as a timedelta."""
+    """``90d``, ``12h``, ``30m`` or ``2w`` as a timedelta (at most 200 years)."""
     units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
     number, unit = value[:-1], value[-1:].lower()
-    if unit not in units or not number.isdigit() or int(number) <= 0:
+    if unit not in units or not (number.isascii() and number.isdigit()) or not number.strip("0"):
         raise ValidationError(
-            f"invalid age {value!r}",
+            f"invalid age {_shown(value)}",
             hint="Use a positive number followed by m, h, d or w, e.g. 90d.",
         )
-    return timedelta(**{units[unit]: int(number)})
+    # Compare before building the timedelta: 99999999999d would overflow it.
+    digits = number.lstrip("0")
+    if len(digits) > 12 or int(digits) > MAX_AGE / timedelta(**{units[unit]: 1}):
+        raise ValidationError(
+            f"age {_shown(value)} is more than 200 years",
+            hint="Give an age of at most 200 years (73200d); no candle is older.",
+        )
+    return timedelta(**{units[unit]: int(digits)})
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 40 else value[:20] + "..." + value[-4:])
 
 
 def month_of(timestamp_ms: int) -> str:

@@ -1,10 +1,12 @@
-"""``db export-schema``: the DDL of every store, as the database itself reports it."""
+"""``db export-schema``: the DDL of every store, as the database itself reports it
+(to a file only with ``--force`` when it exists; see :mod:`cryptotrading.outputs`)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 from sqlalchemy import Engine, MetaData
 from sqlalchemy.engine import make_url
@@ -13,6 +15,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from cryptotrading.db.engine import normalize_url
 from cryptotrading.db.session import translate_errors
 from cryptotrading.errors import StoreError
+from cryptotrading.outputs import check_output, write_output
 from cryptotrading.stores import Store, Stores
 
 
@@ -27,6 +30,20 @@ def export_schema(stores: Stores) -> str:
             )
         parts.append(f"-- store: {store.name} ({store.display_url})\n{ddl.strip()}\n")
     return "\n".join(parts)
+
+
+def write_schema(stores: Stores, path: Path, *, force: bool = False) -> str:
+    """Write :func:`export_schema` to *path* whole or not at all; an existing file is
+    replaced only with *force*. The target is checked before the stores are read.
+    Returns the DDL written."""
+    check_output(path, overwrite=force)
+    ddl = export_schema(stores)
+
+    def write(target: Path) -> None:
+        target.write_text(ddl, encoding="utf-8")
+
+    write_output(path, write, overwrite=force)
+    return ddl
 
 
 def _sqlite_ddl(engine: Engine) -> str:
