@@ -20,42 +20,70 @@ from cryptotrading.errors import (
     ValidationError,
 )
 
-_UNAVAILABLE = (
-    "unable to open database file",
-    "connection refused",
-    "could not connect",
-    "connection failed",
-    "does not exist",
-    "no such host",
-    "name or service not known",
-    "timeout expired",
-)
+#: SQLite primary result codes (``sqlite3.Error.sqlite_errorcode & 0xFF``) by kind.
+_SQLITE_KINDS = {
+    5: "busy",  # SQLITE_BUSY
+    6: "busy",  # SQLITE_LOCKED
+    8: "read-only",  # SQLITE_READONLY
+    11: "damaged",  # SQLITE_CORRUPT
+    14: "unavailable",  # SQLITE_CANTOPEN
+    19: "integrity",  # SQLITE_CONSTRAINT
+    26: "damaged",  # SQLITE_NOTADB
+}
+#: PostgreSQL SQLSTATEs (exact, then by class: the first two characters) by kind.
+_SQLSTATE_KINDS = {
+    "55P03": "busy",  # lock_not_available
+    "40P01": "busy",  # deadlock_detected
+    "40001": "busy",  # serialization_failure
+    "25006": "read-only",  # read_only_sql_transaction
+    "3D000": "unavailable",  # invalid_catalog_name: the database does not exist
+    "57P01": "unavailable",  # admin_shutdown
+    "57P03": "unavailable",  # cannot_connect_now
+    "XX001": "damaged",  # data_corrupted
+    "XX002": "damaged",  # index_corrupted
+    "23": "integrity",  # integrity constraint violation
+    "08": "unavailable",  # connection exception
+    "28": "unavailable",  # invalid authorization
+}
 
 
-#: SQLite's messages for a damaged file (SQLITE_CORRUPT, SQLITE_NOTADB).
-_DAMAGED = ("database disk image is malformed", "file is not a database")
+def _kind(exc: DBAPIError) -> str | None:
+    """What went wrong, from the driver's error class and code, never its message."""
+    if isinstance(exc, IntegrityError):
+        return "integrity"
+    orig = exc.orig
+    code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return _SQLITE_KINDS.get(code & 0xFF)
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return _SQLSTATE_KINDS.get(sqlstate) or _SQLSTATE_KINDS.get(sqlstate[:2])
+    if isinstance(exc, OperationalError):
+        # psycopg's connection failures (refused, unknown host, timeout) carry no SQLSTATE
+        return "unavailable"
+    return None
 
 
 def translate(exc: DBAPIError, where: str = "database") -> CryptotradingError:
     """The :class:`CryptotradingError` for a driver error raised by *where*."""
     detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
-    lowered = detail.lower()
-    if isinstance(exc, IntegrityError):
+    kind = _kind(exc)
+    if kind == "integrity":
         return IntegrityViolationError(f"{where}: constraint violated: {detail}")
-    if "readonly database" in lowered or "read-only" in lowered:
+    if kind == "read-only":
         return DataDirError(
             f"{where}: the database is read-only: {detail}",
             hint="Make the data dir and its database files writable by this user.",
         )
-    if any(text in lowered for text in _DAMAGED):
+    if kind == "damaged":
         return StoreError(
             f"{where}: the database file is damaged: {detail}",
             hint="Run `cryptotrading db check` to see what is damaged, then restore the "
             "newest verified backup (`cryptotrading backup list`, `backup restore ID`).",
         )
-    if "locked" in lowered or "could not obtain lock" in lowered:
+    if kind == "busy":
         return StoreBusyError(f"{where}: {detail}")
-    if isinstance(exc, OperationalError) and any(text in lowered for text in _UNAVAILABLE):
+    if kind == "unavailable":
         return StoreUnavailableError(f"{where} is unavailable: {detail}")
     return StoreError(f"{where}: {detail}")
 
