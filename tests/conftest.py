@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,12 +24,13 @@ from cryptotrading.db.engine import create_store_engine
 from cryptotrading.models import lineage_tables
 from cryptotrading.settings import Settings
 from cryptotrading.stores import LAYOUT_FILES, Stores
+from tests.helpers import ROOT, SHARED_DIR, SettingsFactory, make_user, settings_env
+
+__all__ = ["ROOT", "SHARED_DIR", "SettingsFactory", "settings_env"]  # for older imports
 
 PG_URL = os.environ.get(
     "CRYPTOTRADING_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DIR = Path(os.environ.get("CRYPTOTRADING_SHARED_DIR", ROOT.parent / "shared"))
 BACKENDS = ("sqlite", "postgresql")
 
 
@@ -183,9 +184,6 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-SettingsFactory = Callable[..., Settings]
-
-
 @pytest.fixture
 def make_settings(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
@@ -250,6 +248,24 @@ def stores(make_settings: SettingsFactory) -> Iterator[Stores]:
         yield opened
 
 
+@pytest.fixture
+def app_engine(stores: Stores) -> Engine:
+    """The engine of the application store of :func:`stores`."""
+    return stores.engine(stores.app)
+
+
+@pytest.fixture
+def market_engine(stores: Stores) -> Engine:
+    """The engine of the market-data store of :func:`stores`."""
+    return stores.engine(stores.market)
+
+
+@pytest.fixture
+def user_id(app_engine: Engine) -> int:
+    """The id of user ``alice`` in :func:`app_engine`."""
+    return make_user(app_engine)
+
+
 @pytest.fixture(scope="session")
 def market_data_dir() -> Path:
     """The real exchange data in ``../shared/data/market`` (see its SOURCES.md)."""
@@ -267,17 +283,3 @@ def spec_file() -> Path:
     if not path.is_file():
         pytest.fail(f"spec not found at {path}")
     return path
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """``CRYPTOTRADING_*`` variables that make the CLI open the same stores as *settings*
-    (pass as ``env=`` to ``typer.testing.CliRunner.invoke`` or ``subprocess.run``)."""
-    env = {
-        "CRYPTOTRADING_DATA_DIR": str(settings.data_dir),
-        "CRYPTOTRADING_LAYOUT": settings.layout,
-    }
-    for name in ("app_url", "market_url", "replica_url"):
-        value = getattr(settings, name)
-        if value:
-            env[f"CRYPTOTRADING_{name.upper()}"] = value
-    return env

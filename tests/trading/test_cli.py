@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
-from typing import Any
 
-from typer.testing import CliRunner
-
-from cryptotrading.cli import app
 from cryptotrading.stores import Stores
-from tests.conftest import SettingsFactory, settings_env
-from tests.trading.helpers import insert_candle, make_user
-
-runner = CliRunner()
-
-
-def _run(env: dict[str, str], *args: str, code: int = 0) -> Any:
-    result = runner.invoke(app, list(args), env=env)
-    assert result.exit_code == code, result.output
-    return json.loads(result.stdout) if "--json" in args and code == 0 else result
+from tests.helpers import (
+    SettingsFactory,
+    insert_candle,
+    invoke,
+    invoke_json,
+    make_user,
+    settings_env,
+)
 
 
 def test_orders_and_portfolio_cli(make_settings: SettingsFactory) -> None:
@@ -52,13 +45,13 @@ def test_orders_and_portfolio_cli(make_settings: SettingsFactory) -> None:
         "c-1",
         "--json",
     )
-    order = _run(env, *submit)
+    order = invoke_json(env, *submit)
     assert order["created"] and order["status"] == "new" and order["amount"] == "0.3"
-    again = _run(env, *submit)  # a retry: the client id returns the first order
+    again = invoke_json(env, *submit)  # a retry: the client id returns the first order
     assert not again["created"] and again["order_id"] == order["order_id"]
     oid = order["order_id"]
-    assert _run(env, "orders", "accept", oid, "--json")["status"] == "open"
-    filled = _run(
+    assert invoke_json(env, "orders", "accept", oid, "--json")["status"] == "open"
+    filled = invoke_json(
         env,
         "orders",
         "fill",
@@ -82,28 +75,30 @@ def test_orders_and_portfolio_cli(make_settings: SettingsFactory) -> None:
         "time": "2021-01-04T10:00:00+00:00",
     }
     # illegal: accept again -> clear error, exit code 5, nothing changed
-    bad = _run(env, "orders", "accept", oid, code=5)
+    bad = invoke(env, "orders", "accept", oid, code=5)
     assert "error: order" in bad.output and "cannot accept" in bad.output
     assert "hint:" in bad.output
-    over = _run(env, "orders", "fill", oid, "--price", "31000", "--amount", "0.25", code=5)
+    over = invoke(env, "orders", "fill", oid, "--price", "31000", "--amount", "0.25", code=5)
     assert "would overfill" in over.output
-    assert _run(env, "orders", "show", oid, "--json")["filled_amount"] == "0.1"
-    assert _run(env, "orders", "cancel", oid, "--json")["status"] == "cancelled"
-    listed = _run(env, "orders", "list", "--user", "carol", "--json")
+    assert invoke_json(env, "orders", "show", oid, "--json")["filled_amount"] == "0.1"
+    assert invoke_json(env, "orders", "cancel", oid, "--json")["status"] == "cancelled"
+    listed = invoke_json(env, "orders", "list", "--user", "carol", "--json")
     assert [o["order_id"] for o in listed] == [oid]
-    human = _run(env, "orders", "list", "--status", "cancelled")
+    human = invoke(env, "orders", "list", "--status", "cancelled", code=0)
     assert "cancelled" in human.output
 
-    summary = _run(
+    summary = invoke_json(
         env, "portfolio", "summary", "--user", "carol", "--starting-cash", "10000", "--json"
     )
     assert summary["unrealized_pnl"] == "101"  # 0.1 * (32000.5 - 30990.5)
     assert summary["equity"] == "10100.5"  # 10000 + 101 - 0.5
     assert summary["positions"][0]["market_value"] == "3200.05"
-    positions = _run(env, "portfolio", "positions", "--user", "carol", "--json")
+    positions = invoke_json(env, "portfolio", "positions", "--user", "carol", "--json")
     assert positions[0]["last_price"] == "32000.5"
-    assert "equity" in _run(env, "portfolio", "summary", "--user", "carol").output
-    missing = _run(env, "portfolio", "summary", "--user", "nobody", code=6)
+    assert "equity" in invoke(env, "portfolio", "summary", "--user", "carol", code=0).output
+    missing = invoke(env, "portfolio", "summary", "--user", "nobody", code=6)
     assert "user 'nobody' does not exist" in missing.output
-    bad_time = _run(env, "portfolio", "summary", "--user", "carol", "--as-of", "yesterday", code=5)
+    bad_time = invoke(
+        env, "portfolio", "summary", "--user", "carol", "--as-of", "yesterday", code=5
+    )
     assert "not an ISO-8601 time" in bad_time.output

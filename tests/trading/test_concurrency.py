@@ -15,8 +15,7 @@ from pathlib import Path
 from cryptotrading.settings import Settings
 from cryptotrading.stores import Stores
 from cryptotrading.trading import get_order, get_position, submit_order
-from tests.conftest import ROOT, SettingsFactory, settings_env
-from tests.trading.helpers import make_user
+from tests.helpers import ROOT, SettingsFactory, make_user, settings_env
 
 
 def _start(settings: Settings, start: Path, *args: str) -> subprocess.Popen[str]:

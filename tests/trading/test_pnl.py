@@ -15,8 +15,8 @@ from sqlalchemy import Engine
 from cryptotrading.stores import Stores
 from cryptotrading.trading import fill_order, get_position, submit_order, summarize
 from cryptotrading.trading.positions import Fill, PositionState, apply_fill, mark, replay
+from tests.helpers import insert_candle, make_user
 from tests.trading.exact_pnl import ExactBook, rounding_bound
-from tests.trading.helpers import insert_candle, make_user
 
 T0 = datetime(2021, 3, 1, tzinfo=UTC)
 

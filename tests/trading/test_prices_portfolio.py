@@ -20,7 +20,7 @@ from cryptotrading.trading import (
     submit_order,
     summarize,
 )
-from tests.trading.helpers import insert_candle, load_candles, make_user
+from tests.helpers import insert_candle, load_candles, make_user
 
 T0 = datetime(2021, 1, 4, tzinfo=UTC)
 
