@@ -7,6 +7,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +69,19 @@ class ErrorReportingGroup(TyperGroup):
             ctx.exit(exc.exit_code)
 
 
+def json_value(value: Any) -> Any:
+    """JSON for what ``json`` cannot encode: datetimes as ISO-8601 with ``T`` and an
+    offset (naive ones are UTC), dates as ``YYYY-MM-DD``, anything else (Decimal,
+    Path, UUID) as its string."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
 def emit_json(payload: Any) -> None:
-    sys.stdout.write(json.dumps(payload, indent=2, default=str, sort_keys=True) + "\n")
+    sys.stdout.write(json.dumps(payload, indent=2, default=json_value, sort_keys=True) + "\n")
 
 
 def print_table(
