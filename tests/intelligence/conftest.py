@@ -1,4 +1,4 @@
-"""Fixtures of the intelligence tests: engines, a user, real Binance candles."""
+"""Fixtures of the intelligence tests: real Binance candles."""
 
 from __future__ import annotations
 
@@ -7,23 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from cryptotrading.stores import Stores
-from tests.trading.helpers import load_candles, make_user
-
-
-@pytest.fixture
-def app_engine(stores: Stores) -> Engine:
-    return stores.engine(stores.app)
-
-
-@pytest.fixture
-def market_engine(stores: Stores) -> Engine:
-    return stores.engine(stores.market)
-
-
-@pytest.fixture
-def user_id(app_engine: Engine) -> int:
-    return make_user(app_engine)
+from tests.helpers import load_candles
 
 
 @pytest.fixture

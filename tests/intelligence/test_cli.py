@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
-from typer.testing import CliRunner
-
-from cryptotrading.cli import app
 from cryptotrading.stores import Stores
-from tests.conftest import SettingsFactory, settings_env
-from tests.trading.helpers import load_candles, make_user
-
-runner = CliRunner()
-
-
-def _run(env: dict[str, str], *args: str, code: int = 0) -> Any:
-    result = runner.invoke(app, list(args), env=env)
-    assert result.exit_code == code, result.output
-    return json.loads(result.stdout) if "--json" in args and code == 0 else result
+from tests.helpers import (
+    SettingsFactory,
+    invoke,
+    invoke_json,
+    load_candles,
+    make_user,
+    settings_env,
+)
 
 
 def test_decision_chain_cli(make_settings: SettingsFactory, market_data_dir: Path) -> None:
@@ -31,7 +24,7 @@ def test_decision_chain_cli(make_settings: SettingsFactory, market_data_dir: Pat
         make_user(stores.engine(stores.app), "dave")
         load_candles(stores.engine(stores.market), market_data_dir, "ETH/USDT")
     at = "2021-02-01T00:00:00Z"
-    analysis = _run(
+    analysis = invoke_json(
         env,
         "decisions",
         "analyze",
@@ -51,7 +44,7 @@ def test_decision_chain_cli(make_settings: SettingsFactory, market_data_dir: Pat
         at,
         "--json",
     )
-    insight = _run(
+    insight = invoke_json(
         env,
         "decisions",
         "insight",
@@ -68,7 +61,7 @@ def test_decision_chain_cli(make_settings: SettingsFactory, market_data_dir: Pat
         "--json",
     )
     assert insight["symbol"] == "ETH/USDT"
-    decision = _run(
+    decision = invoke_json(
         env,
         "decisions",
         "decide",
@@ -82,10 +75,10 @@ def test_decision_chain_cli(make_settings: SettingsFactory, market_data_dir: Pat
         "--json",
     )
     assert decision["action"] == "buy" and decision["status"] == "pending"
-    order = _run(env, "decisions", "execute", str(decision["id"]), "--json")
+    order = invoke_json(env, "decisions", "execute", str(decision["id"]), "--json")
     assert order["decision_id"] == decision["id"] and order["amount"] == "2"
     # ETH/USDT 1h candle opening 2021-02-01 00:00 UTC opened at 1314.86 (Binance)
-    _run(
+    invoke_json(
         env,
         "orders",
         "fill",
@@ -100,8 +93,8 @@ def test_decision_chain_cli(make_settings: SettingsFactory, market_data_dir: Pat
         at,
         "--json",
     )
-    evaluated = _run(
-        env, "decisions", "evaluate", "--horizon", "1440", "--frequency", "1h", "--json"
+    evaluated = invoke_json(
+        env, "decisions", "evaluate", "--horizon", "1440", "--timeframe", "1h", "--json"
     )
     [outcome] = evaluated["outcomes"]
     assert outcome["entry_price"] == "1314.86"
@@ -110,12 +103,12 @@ def test_decision_chain_cli(make_settings: SettingsFactory, market_data_dir: Pat
     assert Decimal(outcome["profit_loss"]) == 2 * (Decimal(exit_price) - Decimal("1314.86")) - (
         Decimal("2.62972")
     )
-    report = _run(env, "decisions", "report", "--horizon", "1440", "--json")
+    report = invoke_json(env, "decisions", "report", "--horizon", "1440", "--json")
     assert report[0]["model"] == "gpt-quant" and report[0]["bucket"] == "0.80-0.90"
     assert report[0]["count"] == 1
-    assert "calibration" in _run(env, "decisions", "report").output
-    assert _run(env, "decisions", "list", "--json")[0]["status"] == "executed"
-    bad = _run(
+    assert "calibration" in invoke(env, "decisions", "report", code=0).output
+    assert invoke_json(env, "decisions", "list", "--json")[0]["status"] == "executed"
+    bad = invoke(
         env,
         "decisions",
         "insight",
@@ -130,7 +123,7 @@ def test_decision_chain_cli(make_settings: SettingsFactory, market_data_dir: Pat
         code=5,
     )
     assert "outside 0..1" in bad.output and "hint:" in bad.output
-    bad_json = _run(
+    bad_json = invoke(
         env,
         "decisions",
         "analyze",
@@ -156,7 +149,7 @@ def test_models_cli(make_settings: SettingsFactory, tmp_path: Path, market_data_
         load_candles(stores.engine(stores.market), market_data_dir, "BTC/USDT")
     artifact = tmp_path / "model.pkl"
     artifact.write_bytes(b"pickled model")
-    registered = _run(
+    registered = invoke_json(
         env,
         "models",
         "register",
@@ -171,12 +164,14 @@ def test_models_cli(make_settings: SettingsFactory, tmp_path: Path, market_data_
         "--json",
     )
     assert registered["artifact_sha256"] == hashlib.sha256(b"pickled model").hexdigest()
-    _run(env, "models", "register", "trend", "1.1.0", "--json")
-    _run(env, "models", "promote", "trend", "1.0.0", "--json")
-    assert _run(env, "models", "promote", "trend", "1.1.0", "--json")["stage"] == "production"
-    stages = {m["version"]: m["stage"] for m in _run(env, "models", "list", "--json")}
+    invoke_json(env, "models", "register", "trend", "1.1.0", "--json")
+    invoke_json(env, "models", "promote", "trend", "1.0.0", "--json")
+    assert (
+        invoke_json(env, "models", "promote", "trend", "1.1.0", "--json")["stage"] == "production"
+    )
+    stages = {m["version"]: m["stage"] for m in invoke_json(env, "models", "list", "--json")}
     assert stages == {"1.0.0": "archived", "1.1.0": "production"}
-    _run(
+    invoke_json(
         env,
         "models",
         "predict",
@@ -195,13 +190,13 @@ def test_models_cli(make_settings: SettingsFactory, tmp_path: Path, market_data_
         "2021-03-02T00:00:00Z",
         "--json",
     )
-    assert _run(env, "models", "resolve", "trend", "--json") == {"resolved": 1}
-    metrics = _run(env, "models", "evaluate", "trend", "--json")
+    assert invoke_json(env, "models", "resolve", "trend", "--json") == {"resolved": 1}
+    metrics = invoke_json(env, "models", "evaluate", "trend", "--json")
     assert metrics["by_type"]["return"]["count"] == 1
-    assert _run(env, "models", "verify", "trend", "1.0.0", "--json") == {"ok": True}
+    assert invoke_json(env, "models", "verify", "trend", "1.0.0", "--json") == {"ok": True}
     artifact.write_bytes(b"changed")
-    _run(env, "models", "verify", "trend", "1.0.0", code=1)
-    dup = _run(env, "models", "register", "trend", "1.0.0", code=5)
+    invoke(env, "models", "verify", "trend", "1.0.0", code=1)
+    dup = invoke(env, "models", "register", "trend", "1.0.0", code=5)
     assert "already registered" in dup.output
-    bad = _run(env, "models", "register", "trend", "v2", code=5)
+    bad = invoke(env, "models", "register", "trend", "v2", code=5)
     assert "not a semantic version" in bad.output

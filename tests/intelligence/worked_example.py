@@ -33,7 +33,7 @@ from cryptotrading.settings import Settings
 from cryptotrading.stores import Stores
 from cryptotrading.trading import candle_at_or_after, fill_order, summarize
 from cryptotrading.trading.portfolio import PortfolioSummary
-from tests.trading.helpers import BINANCE_DIR, load_candles, make_user
+from tests.helpers import BINANCE_DIR, load_candles, make_user
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT")
 START = datetime(2021, 1, 15, tzinfo=UTC)
