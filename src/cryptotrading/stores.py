@@ -27,9 +27,9 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from cryptotrading.db.engine import backend_of, create_store_engine, mask_url, sqlite_path
+from cryptotrading.db.timing import watch_engine
 from cryptotrading.errors import ConfigurationError, DataDirError, NotFoundError
 from cryptotrading.models import APP_LINEAGE, MARKET_LINEAGE
-from cryptotrading.ops.monitoring import watch_engine
 from cryptotrading.settings import Settings
 
 LAYOUT_FILES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
@@ -175,7 +175,7 @@ class Stores:
                 synchronous=_SYNCHRONOUS.get(store.name, "FULL"),
             )
             # Operations (issue 4): time every statement; slow ones are stored in
-            # system_metrics for `cryptotrading health` (see ops/monitoring.py).
+            # system_metrics for `cryptotrading health` (see db/timing.py).
             watch_engine(
                 self._engines[key],
                 store.name,

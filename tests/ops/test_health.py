@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
+from cryptotrading.db import timing
 from cryptotrading.models import (
     DataQualityMetric,
     ErrorLog,
@@ -150,29 +151,40 @@ def test_unreachable_store_is_reported_down(make_settings: SettingsFactory) -> N
 
 
 def test_slow_queries_are_captured_stored_and_reported(make_settings: SettingsFactory) -> None:
-    monitoring.take_slow_queries()
+    timing.take_slow_queries()
     with Stores(make_settings(slow_query_ms=0)) as stores:
         count_rows(stores.engine("market"), "time_series")
-        captured = monitoring.buffered_slow_queries()
+        captured = timing.buffered_slow_queries()
         assert any("count" in q.statement.lower() and q.store == "market" for q in captured)
         health.record(stores, health.check(stores))
-        assert monitoring.buffered_slow_queries() == [] or all(
-            q.at > captured[-1].at for q in monitoring.buffered_slow_queries()
+        assert timing.buffered_slow_queries() == [] or all(
+            q.at > captured[-1].at for q in timing.buffered_slow_queries()
         )
         with stores.engine("app").connect() as connection:
             stored = connection.execute(
-                select(func.count()).where(SystemMetric.metric_name == monitoring.SLOW_QUERY_METRIC)
+                select(func.count()).where(SystemMetric.metric_name == timing.SLOW_QUERY_METRIC)
             ).scalar_one()
         assert stored >= len(captured)
         report = health.check(
             stores, health.Thresholds(min_free_disk_percent=None, max_slow_queries=None)
         )
         assert any(q["store"] == "market" for q in report.slow_queries)
-    monitoring.take_slow_queries()
+    timing.take_slow_queries()
+
+
+def test_slow_query_rows_fit_the_model() -> None:
+    """db/timing.py writes system_metrics through a Core table below the models layer:
+    every column it names exists in the model with the same type."""
+    model = SystemMetric.__table__
+    for written in timing.SYSTEM_METRICS.columns:
+        assert written.name in model.columns, written.name
+        assert type(written.type) is type(model.columns[written.name].type), written.name
+    required = {c.name for c in model.columns if not c.nullable and c.default is None}
+    assert required - {"id"} <= set(timing.SYSTEM_METRICS.columns.keys())
 
 
 def test_real_slow_statement_over_threshold(make_settings: SettingsFactory) -> None:
-    monitoring.take_slow_queries()
+    timing.take_slow_queries()
     with Stores(make_settings(slow_query_ms=50)) as stores:
         engine = stores.engine("app")
         with engine.connect() as connection:
@@ -182,7 +194,7 @@ def test_real_slow_statement_over_threshold(make_settings: SettingsFactory) -> N
                 "SELECT count(*) FROM n"
             )
             connection.exec_driver_sql(slow).all()
-        statements = [q.statement for q in monitoring.take_slow_queries()]
+        statements = [q.statement for q in timing.take_slow_queries()]
     assert any("RECURSIVE" in s for s in statements)
     assert not any(s == "SELECT 1" for s in statements)
 
@@ -194,18 +206,18 @@ def test_slow_queries_of_any_command_are_stored_at_exit(make_settings: SettingsF
     )
     assert result.returncode == 0, result.stderr
     with Stores(settings) as stores:
-        monitoring.take_slow_queries()
+        timing.take_slow_queries()
         with stores.engine("app").connect() as connection:
             rows = (
                 connection.execute(
                     select(SystemMetric.tags).where(
-                        SystemMetric.metric_name == monitoring.SLOW_QUERY_METRIC
+                        SystemMetric.metric_name == timing.SLOW_QUERY_METRIC
                     )
                 )
                 .scalars()
                 .all()
             )
-        monitoring.take_slow_queries()
+        timing.take_slow_queries()
     assert any("count(*)" in (tags or {}).get("statement", "") for tags in rows)
 
 

@@ -1,6 +1,7 @@
 """Database layer: engines, portable types, the declarative base, units of work."""
 
-from cryptotrading.db.base import Base, utcnow
+from cryptotrading.common.clock import utcnow
+from cryptotrading.db.base import Base
 from cryptotrading.db.engine import READ_ONLY, backend_of, create_store_engine, mask_url
 from cryptotrading.db.session import translate_errors, unit_of_work
 

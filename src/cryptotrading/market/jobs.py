@@ -17,7 +17,7 @@ from typing import Any
 import psutil
 from sqlalchemy import select
 
-from cryptotrading.db.base import utcnow
+from cryptotrading.common.clock import utcnow
 from cryptotrading.db.session import unit_of_work
 from cryptotrading.models.quality import DataIngestionJob
 from cryptotrading.stores import Stores

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import CheckConstraint, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cryptotrading.db.base import utcnow
+from cryptotrading.common.clock import utcnow
 from cryptotrading.models._common import Base, CreatedAtMixin, IdMixin, table_args
 
 SEVERITIES = ("debug", "info", "warning", "error", "critical")

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cryptotrading.db.base import utcnow
+from cryptotrading.common.clock import utcnow
 from cryptotrading.models._common import Base, IdMixin, table_args
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select
 
+from cryptotrading.db import timing
 from cryptotrading.db.engine import READ_ONLY
 from cryptotrading.db.session import translate_errors
 from cryptotrading.models import (
@@ -25,7 +26,7 @@ from cryptotrading.models import (
     SystemHealth,
     SystemMetric,
 )
-from cryptotrading.ops import monitoring, replication
+from cryptotrading.ops import replication
 from cryptotrading.ops.archive import partition_files
 from cryptotrading.ops.health_readings import (
     HostHealth,
@@ -150,7 +151,7 @@ def _slow_queries(app: Connection, since: datetime, app_url: str) -> list[dict[s
             SystemMetric.component, SystemMetric.value, SystemMetric.tags, SystemMetric.recorded_at
         )
         .where(
-            SystemMetric.metric_name == monitoring.SLOW_QUERY_METRIC,
+            SystemMetric.metric_name == timing.SLOW_QUERY_METRIC,
             SystemMetric.recorded_at >= since,
         )
         .order_by(SystemMetric.value.desc())
@@ -165,7 +166,7 @@ def _slow_queries(app: Connection, since: datetime, app_url: str) -> list[dict[s
         }
         for component, value, tags, recorded_at in stored
     ]
-    found += [q.as_dict() for q in monitoring.buffered_slow_queries() if q.app_url == app_url]
+    found += [q.as_dict() for q in timing.buffered_slow_queries() if q.app_url == app_url]
     return sorted(found, key=lambda q: -float(q["milliseconds"]))
 
 
@@ -446,7 +447,7 @@ def record(stores: Stores, report: HealthReport) -> int:
         for a in report.alerts
     ]
     engine: Engine = stores.engine(stores.app)
-    slow = monitoring.take_slow_queries(stores.app.url)
+    slow = timing.take_slow_queries(stores.app.url)
     try:
         with translate_errors(stores.app.name), engine.begin() as connection:
             slow_rows = [q.metric_row() for q in slow]
@@ -459,6 +460,6 @@ def record(stores: Stores, report: HealthReport) -> int:
                     connection.execute(insert(model), rows)
     except BaseException:
         for query in slow:
-            monitoring.record_slow_query(query)
+            timing.record_slow_query(query)
         raise
     return len(metrics) + len(slow) + len(health) + len(events)

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, delete, select
 
-from cryptotrading.db.base import utcnow
+from cryptotrading.common.clock import utcnow
 from cryptotrading.db.session import read_session, unit_of_work
 from cryptotrading.errors import AuthenticationError, IntegrityViolationError, ValidationError
 from cryptotrading.models.caching import CacheEntry

@@ -15,7 +15,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.orm import Session
 
-from cryptotrading.db.base import utcnow
+from cryptotrading.common.clock import utcnow
 from cryptotrading.db.session import read_session, unit_of_work
 from cryptotrading.errors import AuthenticationError, NotFoundError, ValidationError
 from cryptotrading.models.users import User

@@ -26,7 +26,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
-from cryptotrading.db.base import utcnow
+from cryptotrading.common.clock import utcnow
 from cryptotrading.db.session import read_session, unit_of_work
 from cryptotrading.errors import NotFoundError, ValidationError, VaultError
 from cryptotrading.models.security import EncryptionKeyMetadata
