@@ -26,37 +26,37 @@ from cryptotrading.models.agents import (
 )
 from cryptotrading.services import agents
 from cryptotrading.stores import Stores
-from tests.services.helpers import count
+from tests.helpers import count_rows
 
 WORKER = Path(__file__).with_name("claim_worker.py")
 
 
 @pytest.fixture
-def pair(engine: Engine) -> tuple[str, str]:
-    agents.register_agent(engine, "trader-1", "trader", capabilities=["trade", "analyze"])
-    agents.register_agent(engine, "analyst-1", "analyst", name="Analyst")
+def pair(app_engine: Engine) -> tuple[str, str]:
+    agents.register_agent(app_engine, "trader-1", "trader", capabilities=["trade", "analyze"])
+    agents.register_agent(app_engine, "analyst-1", "analyst", name="Analyst")
     return "trader-1", "analyst-1"
 
 
-def test_register_heartbeat_deactivate(engine: Engine) -> None:
+def test_register_heartbeat_deactivate(app_engine: Engine) -> None:
     agent = agents.register_agent(
-        engine, "bot", "trader", capabilities=["trade", "trade", "scan"], config={"risk": 1}
+        app_engine, "bot", "trader", capabilities=["trade", "trade", "scan"], config={"risk": 1}
     )
     assert agent.status == "active" and agent.capabilities == ["scan", "trade"]
     first = agent.last_heartbeat_at
-    beat = agents.heartbeat(engine, "bot")
+    beat = agents.heartbeat(app_engine, "bot")
     assert first is not None and beat >= first
-    assert agents.get_agent(engine, "bot").last_heartbeat_at == beat
-    gone = agents.deactivate_agent(engine, "bot")
+    assert agents.get_agent(app_engine, "bot").last_heartbeat_at == beat
+    gone = agents.deactivate_agent(app_engine, "bot")
     assert gone.status == "inactive" and gone.deleted_at is not None
-    assert agents.list_agents(engine) == []
-    assert [a.agent_id for a in agents.list_agents(engine, include_inactive=True)] == ["bot"]
-    assert count(engine, A2AAgent) == 1  # soft delete keeps the row
+    assert agents.list_agents(app_engine) == []
+    assert [a.agent_id for a in agents.list_agents(app_engine, include_inactive=True)] == ["bot"]
+    assert count_rows(app_engine, A2AAgent) == 1  # soft delete keeps the row
     with pytest.raises(NotFoundError, match="deactivated"):
-        agents.heartbeat(engine, "bot")
-    again = agents.register_agent(engine, "bot", "trader")
+        agents.heartbeat(app_engine, "bot")
+    again = agents.register_agent(app_engine, "bot", "trader")
     assert again.status == "active" and again.deleted_at is None
-    assert count(engine, A2AAgent) == 1
+    assert count_rows(app_engine, A2AAgent) == 1
 
 
 @pytest.mark.parametrize(
@@ -70,94 +70,103 @@ def test_register_heartbeat_deactivate(engine: Engine) -> None:
         ({"agent_id": "a", "agent_type": "x", "config": {"v": float("nan")}}, "JSON"),
     ],
 )
-def test_register_rejects_bad_input(engine: Engine, kwargs: dict[str, object], match: str) -> None:
+def test_register_rejects_bad_input(
+    app_engine: Engine, kwargs: dict[str, object], match: str
+) -> None:
     with pytest.raises(ValidationError, match=match) as info:
-        agents.register_agent(engine, **kwargs)  # type: ignore[arg-type]
+        agents.register_agent(app_engine, **kwargs)  # type: ignore[arg-type]
     assert info.value.hint
-    assert count(engine, A2AAgent) == 0
+    assert count_rows(app_engine, A2AAgent) == 0
 
 
-def test_unknown_agent_is_not_found(engine: Engine) -> None:
+def test_unknown_agent_is_not_found(app_engine: Engine) -> None:
     for call in (
-        lambda: agents.heartbeat(engine, "ghost"),
-        lambda: agents.get_agent(engine, "ghost"),
-        lambda: agents.deactivate_agent(engine, "ghost"),
-        lambda: agents.claim_messages(engine, "ghost"),
+        lambda: agents.heartbeat(app_engine, "ghost"),
+        lambda: agents.get_agent(app_engine, "ghost"),
+        lambda: agents.deactivate_agent(app_engine, "ghost"),
+        lambda: agents.claim_messages(app_engine, "ghost"),
     ):
         with pytest.raises(NotFoundError, match="not registered"):
             call()
 
 
-def test_connect_agents_idempotent(engine: Engine, pair: tuple[str, str]) -> None:
-    link = agents.connect_agents(engine, *pair, protocol="grpc")
-    again = agents.connect_agents(engine, pair[1], pair[0], protocol="grpc")
+def test_connect_agents_idempotent(app_engine: Engine, pair: tuple[str, str]) -> None:
+    link = agents.connect_agents(app_engine, *pair, protocol="grpc")
+    again = agents.connect_agents(app_engine, pair[1], pair[0], protocol="grpc")
     assert link.id == again.id and link.established_at is not None
-    assert count(engine, A2AConnection) == 1
-    assert [c.id for c in agents.connections_of(engine, pair[1])] == [link.id]
+    assert count_rows(app_engine, A2AConnection) == 1
+    assert [c.id for c in agents.connections_of(app_engine, pair[1])] == [link.id]
     with pytest.raises(ValidationError, match="itself"):
-        agents.connect_agents(engine, pair[0], pair[0])
+        agents.connect_agents(app_engine, pair[0], pair[0])
     with pytest.raises(NotFoundError):
-        agents.connect_agents(engine, pair[0], "ghost")
-    assert count(engine, A2AConnection) == 1
+        agents.connect_agents(app_engine, pair[0], "ghost")
+    assert count_rows(app_engine, A2AConnection) == 1
 
 
-def test_send_claim_acknowledge(engine: Engine, pair: tuple[str, str]) -> None:
+def test_send_claim_acknowledge(app_engine: Engine, pair: tuple[str, str]) -> None:
     trader, analyst = pair
-    low = agents.send_message(engine, trader, analyst, {"n": 1}, priority=0, correlation_id="c1")
-    high = agents.send_message(engine, trader, analyst, {"n": 2}, priority=5)
-    later_low = agents.send_message(engine, trader, analyst, {"n": 3})
+    low = agents.send_message(
+        app_engine, trader, analyst, {"n": 1}, priority=0, correlation_id="c1"
+    )
+    high = agents.send_message(app_engine, trader, analyst, {"n": 2}, priority=5)
+    later_low = agents.send_message(app_engine, trader, analyst, {"n": 3})
     assert len(low.message_id) == 36 and low.status == "pending"
-    first = agents.claim_messages(engine, analyst, limit=2)
+    first = agents.claim_messages(app_engine, analyst, limit=2)
     assert [m.message_id for m in first] == [high.message_id, low.message_id]
     assert all(m.status == "delivered" and m.delivered_at for m in first)
-    rest = agents.claim_messages(engine, analyst)
+    rest = agents.claim_messages(app_engine, analyst)
     assert [m.message_id for m in rest] == [later_low.message_id]
-    assert agents.claim_messages(engine, analyst) == []
+    assert agents.claim_messages(app_engine, analyst) == []
     with pytest.raises(ValidationError, match="not been delivered"):
-        fresh = agents.send_message(engine, analyst, trader, {"reply": True})
-        agents.acknowledge(engine, fresh.message_id)
-    done = agents.acknowledge(engine, high.message_id)
+        fresh = agents.send_message(app_engine, analyst, trader, {"reply": True})
+        agents.acknowledge(app_engine, fresh.message_id)
+    done = agents.acknowledge(app_engine, high.message_id)
     assert done.status == "processed" and done.processed_at is not None
-    assert agents.acknowledge(engine, high.message_id).processed_at == done.processed_at
+    assert agents.acknowledge(app_engine, high.message_id).processed_at == done.processed_at
     with pytest.raises(NotFoundError):
-        agents.acknowledge(engine, "no-such-id")
-    statuses = {m.message_id: m.status for m in agents.list_messages(engine, analyst)}
+        agents.acknowledge(app_engine, "no-such-id")
+    statuses = {m.message_id: m.status for m in agents.list_messages(app_engine, analyst)}
     assert statuses[high.message_id] == "processed"
     assert statuses[low.message_id] == "delivered"
 
 
-def test_send_rejects_bad_input_and_writes_nothing(engine: Engine, pair: tuple[str, str]) -> None:
-    trader, analyst = pair
-    agents.deactivate_agent(engine, analyst)
-    with pytest.raises(NotFoundError, match="deactivated"):
-        agents.send_message(engine, trader, analyst, {"x": 1})
-    with pytest.raises(NotFoundError, match="not registered"):
-        agents.send_message(engine, "ghost", trader, {"x": 1})
-    with pytest.raises(ValidationError, match="payload"):
-        agents.send_message(engine, trader, trader, "text")  # type: ignore[arg-type]
-    with pytest.raises(ValidationError, match="priority"):
-        agents.send_message(engine, trader, trader, {}, priority=1.5)  # type: ignore[arg-type]
-    with pytest.raises(ValidationError, match="JSON"):
-        agents.send_message(engine, trader, trader, {"when": utcnow()})
-    assert count(engine, A2AMessage) == 0
-
-
-def test_requeue_stale_deliveries(engine: Engine, pair: tuple[str, str]) -> None:
-    trader, analyst = pair
-    sent = agents.send_message(engine, trader, analyst, {"x": 1})
-    agents.claim_messages(engine, analyst)
-    assert agents.requeue_stale(engine, older_than=timedelta(minutes=5)) == 0
-    with Session(engine) as session, session.begin():
-        session.execute(update(A2AMessage).values(delivered_at=utcnow() - timedelta(minutes=10)))
-    assert agents.requeue_stale(engine, older_than=timedelta(minutes=5)) == 1
-    assert [m.message_id for m in agents.claim_messages(engine, analyst)] == [sent.message_id]
-
-
-def test_two_processes_never_claim_the_same_message(
-    stores: Stores, engine: Engine, pair: tuple[str, str], tmp_path: Path
+def test_send_rejects_bad_input_and_writes_nothing(
+    app_engine: Engine, pair: tuple[str, str]
 ) -> None:
     trader, analyst = pair
-    sent = {agents.send_message(engine, trader, analyst, {"i": i}).message_id for i in range(200)}
+    agents.deactivate_agent(app_engine, analyst)
+    with pytest.raises(NotFoundError, match="deactivated"):
+        agents.send_message(app_engine, trader, analyst, {"x": 1})
+    with pytest.raises(NotFoundError, match="not registered"):
+        agents.send_message(app_engine, "ghost", trader, {"x": 1})
+    with pytest.raises(ValidationError, match="payload"):
+        agents.send_message(app_engine, trader, trader, "text")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="priority"):
+        agents.send_message(app_engine, trader, trader, {}, priority=1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="JSON"):
+        agents.send_message(app_engine, trader, trader, {"when": utcnow()})
+    assert count_rows(app_engine, A2AMessage) == 0
+
+
+def test_requeue_stale_deliveries(app_engine: Engine, pair: tuple[str, str]) -> None:
+    trader, analyst = pair
+    sent = agents.send_message(app_engine, trader, analyst, {"x": 1})
+    agents.claim_messages(app_engine, analyst)
+    assert agents.requeue_stale(app_engine, older_than=timedelta(minutes=5)) == 0
+    with Session(app_engine) as session, session.begin():
+        session.execute(update(A2AMessage).values(delivered_at=utcnow() - timedelta(minutes=10)))
+    assert agents.requeue_stale(app_engine, older_than=timedelta(minutes=5)) == 1
+    assert [m.message_id for m in agents.claim_messages(app_engine, analyst)] == [sent.message_id]
+
+
+@pytest.mark.slow
+def test_two_processes_never_claim_the_same_message(
+    stores: Stores, app_engine: Engine, pair: tuple[str, str], tmp_path: Path
+) -> None:
+    trader, analyst = pair
+    sent = {
+        agents.send_message(app_engine, trader, analyst, {"i": i}).message_id for i in range(200)
+    }
     start = tmp_path / "go"
     workers = [
         subprocess.Popen(
@@ -179,96 +188,103 @@ def test_two_processes_never_claim_the_same_message(
     assert len(first) == len(claimed[0]) and len(second) == len(claimed[1])
     assert first.isdisjoint(second)
     assert first | second == sent
-    assert count(engine, A2AMessage) == 200
-    assert agents.list_messages(engine, analyst, status="pending") == []
+    assert count_rows(app_engine, A2AMessage) == 200
+    assert agents.list_messages(app_engine, analyst, status="pending") == []
 
 
-def test_workflow_versions_and_executions(engine: Engine) -> None:
-    wf = agents.define_workflow(engine, "rebalance", {"steps": ["a", "b"]}, name="Rebalance")
+def test_workflow_versions_and_executions(app_engine: Engine) -> None:
+    wf = agents.define_workflow(app_engine, "rebalance", {"steps": ["a", "b"]}, name="Rebalance")
     assert wf.version == 1
     assert (
-        agents.define_workflow(engine, "rebalance", {"steps": ["a", "b"]}, name="Rebalance").version
+        agents.define_workflow(
+            app_engine, "rebalance", {"steps": ["a", "b"]}, name="Rebalance"
+        ).version
         == 1
     )
-    run1 = agents.start_execution(engine, "rebalance", {"budget": 100})
+    run1 = agents.start_execution(app_engine, "rebalance", {"budget": 100})
     assert run1.workflow_version == 1 and run1.status == "running" and run1.started_at
     assert (
         agents.define_workflow(
-            engine, "rebalance", {"steps": ["a", "b", "c"]}, name="Rebalance"
+            app_engine, "rebalance", {"steps": ["a", "b", "c"]}, name="Rebalance"
         ).version
         == 2
     )
-    run2 = agents.start_execution(engine, "rebalance")
+    run2 = agents.start_execution(app_engine, "rebalance")
     assert run2.workflow_version == 2
-    done = agents.complete_execution(engine, run1.execution_id, {"orders": 3})
+    done = agents.complete_execution(app_engine, run1.execution_id, {"orders": 3})
     assert done.status == "completed" and done.result_data == {"orders": 3} and done.completed_at
-    failed = agents.fail_execution(engine, run2.execution_id, "exchange down", {"partial": True})
+    failed = agents.fail_execution(
+        app_engine, run2.execution_id, "exchange down", {"partial": True}
+    )
     assert failed.status == "failed" and failed.error == "exchange down"
     with pytest.raises(ValidationError, match="already completed"):
-        agents.fail_execution(engine, run1.execution_id, "late")
+        agents.fail_execution(app_engine, run1.execution_id, "late")
     with pytest.raises(NotFoundError):
-        agents.complete_execution(engine, "nope")
+        agents.complete_execution(app_engine, "nope")
     with pytest.raises(NotFoundError):
-        agents.start_execution(engine, "unknown")
+        agents.start_execution(app_engine, "unknown")
     with pytest.raises(ValidationError):
-        agents.define_workflow(engine, "bad", ["not", "a", "dict"])  # type: ignore[arg-type]
+        agents.define_workflow(app_engine, "bad", ["not", "a", "dict"])  # type: ignore[arg-type]
     with pytest.raises(ValidationError):
-        agents.fail_execution(engine, run2.execution_id, "")
-    assert count(engine, A2AWorkflow) == 1
-    assert count(engine, A2AWorkflowExecution) == 2
-    assert agents.get_workflow(engine, "rebalance").definition == {"steps": ["a", "b", "c"]}
+        agents.fail_execution(app_engine, run2.execution_id, "")
+    assert count_rows(app_engine, A2AWorkflow) == 1
+    assert count_rows(app_engine, A2AWorkflowExecution) == 2
+    assert agents.get_workflow(app_engine, "rebalance").definition == {"steps": ["a", "b", "c"]}
 
 
-def test_contexts_expire(engine: Engine, pair: tuple[str, str]) -> None:
+def test_contexts_expire(app_engine: Engine, pair: tuple[str, str]) -> None:
     trader, _ = pair
-    agents.set_context(engine, trader, "session", {"step": 1})
-    agents.set_context(engine, trader, "session", {"step": 2}, ttl_seconds=3600)
-    assert agents.get_context(engine, trader, "session") == {"step": 2}
-    assert count(engine, AgentContext) == 1
+    agents.set_context(app_engine, trader, "session", {"step": 1})
+    agents.set_context(app_engine, trader, "session", {"step": 2}, ttl_seconds=3600)
+    assert agents.get_context(app_engine, trader, "session") == {"step": 2}
+    assert count_rows(app_engine, AgentContext) == 1
     agents.set_context(
-        engine, trader, "scratch", {"x": 1}, expires_at=utcnow() - timedelta(seconds=1)
+        app_engine, trader, "scratch", {"x": 1}, expires_at=utcnow() - timedelta(seconds=1)
     )
-    assert agents.get_context(engine, trader, "scratch") is None
-    assert agents.purge_expired_contexts(engine) == 1
+    assert agents.get_context(app_engine, trader, "scratch") is None
+    assert agents.purge_expired_contexts(app_engine) == 1
     with pytest.raises(ValidationError, match="not both"):
-        agents.set_context(engine, trader, "x", {}, ttl_seconds=5, expires_at=utcnow())
+        agents.set_context(app_engine, trader, "x", {}, ttl_seconds=5, expires_at=utcnow())
     with pytest.raises(ValidationError, match="ttl_seconds"):
-        agents.set_context(engine, trader, "x", {}, ttl_seconds=0)
+        agents.set_context(app_engine, trader, "x", {}, ttl_seconds=0)
     with pytest.raises(NotFoundError):
-        agents.set_context(engine, "ghost", "x", {})
-    assert count(engine, AgentContext) == 1
+        agents.set_context(app_engine, "ghost", "x", {})
+    assert count_rows(app_engine, AgentContext) == 1
 
 
-def test_agent_memory_importance_and_access(engine: Engine, pair: tuple[str, str]) -> None:
+def test_agent_memory_importance_and_access(app_engine: Engine, pair: tuple[str, str]) -> None:
     trader, _ = pair
-    agents.remember(engine, trader, "fact", "BTC halving in April", importance=0.9)
-    agents.remember(engine, trader, "fact", "likes ETH", importance=0.2, key="pref")
+    agents.remember(app_engine, trader, "fact", "BTC halving in April", importance=0.9)
+    agents.remember(app_engine, trader, "fact", "likes ETH", importance=0.2, key="pref")
     agents.remember(
-        engine, trader, "fact", "prefers ETH", importance=0.4, key="pref", embedding=[0.1, 0.2]
+        app_engine, trader, "fact", "prefers ETH", importance=0.4, key="pref", embedding=[0.1, 0.2]
     )
-    assert count(engine, AgentMemory) == 2
-    found = agents.recall(engine, trader, memory_type="fact")
+    assert count_rows(app_engine, AgentMemory) == 2
+    found = agents.recall(app_engine, trader, memory_type="fact")
     assert [m.content for m in found] == ["BTC halving in April", "prefers ETH"]
     assert all(m.access_count == 1 and m.last_accessed_at for m in found)
-    again = agents.recall(engine, trader, min_importance=0.5)
+    again = agents.recall(app_engine, trader, min_importance=0.5)
     assert [m.access_count for m in again] == [2]
     with pytest.raises(ValidationError, match="importance"):
-        agents.remember(engine, trader, "fact", "x", importance=1.5)
+        agents.remember(app_engine, trader, "fact", "x", importance=1.5)
     with pytest.raises(ValidationError, match="NaN"):
-        agents.remember(engine, trader, "fact", "x", embedding=[float("nan")])
-    assert count(engine, AgentMemory) == 2
+        agents.remember(app_engine, trader, "fact", "x", embedding=[float("nan")])
+    assert count_rows(app_engine, AgentMemory) == 2
 
 
 ACK_WORKER = Path(__file__).with_name("ack_worker.py")
 
 
+@pytest.mark.slow
 def test_consumer_killed_loses_no_message(
-    stores: Stores, engine: Engine, pair: tuple[str, str]
+    stores: Stores, app_engine: Engine, pair: tuple[str, str]
 ) -> None:
     """SIGKILL a consumer mid-stream: every message is still there, at most the one in
     flight is left delivered, and requeue_stale + a new consumer finish the rest."""
     trader, analyst = pair
-    sent = [agents.send_message(engine, trader, analyst, {"i": i}).message_id for i in range(150)]
+    sent = [
+        agents.send_message(app_engine, trader, analyst, {"i": i}).message_id for i in range(150)
+    ]
     worker = subprocess.Popen(
         [sys.executable, str(ACK_WORKER), stores.app.url, analyst],
         stdout=subprocess.PIPE,
@@ -278,16 +294,16 @@ def test_consumer_killed_loses_no_message(
     worker.stdout.read(20)  # twenty messages handled: it is mid-stream now
     worker.send_signal(signal.SIGKILL)
     worker.wait(timeout=30)
-    statuses = [m.status for m in agents.list_messages(engine, analyst, limit=1000)]
-    assert len(statuses) == len(sent) == count(engine, A2AMessage)
+    statuses = [m.status for m in agents.list_messages(app_engine, analyst, limit=1000)]
+    assert len(statuses) == len(sent) == count_rows(app_engine, A2AMessage)
     assert statuses.count("delivered") <= 1 and statuses.count("processed") >= 19
     assert statuses.count("pending") + statuses.count("delivered") + statuses.count(
         "processed"
     ) == len(sent)
-    agents.requeue_stale(engine, older_than=timedelta(0))
-    while batch := agents.claim_messages(engine, analyst, limit=50):
+    agents.requeue_stale(app_engine, older_than=timedelta(0))
+    while batch := agents.claim_messages(app_engine, analyst, limit=50):
         for message in batch:
-            agents.acknowledge(engine, message.message_id)
-    final = agents.list_messages(engine, analyst, limit=1000)
+            agents.acknowledge(app_engine, message.message_id)
+    final = agents.list_messages(app_engine, analyst, limit=1000)
     assert {m.message_id for m in final} == set(sent)
     assert all(m.status == "processed" for m in final)
