@@ -12,10 +12,14 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from cryptotrading.settings import Settings
 from cryptotrading.stores import Stores
 from cryptotrading.trading import get_order, get_position, submit_order
 from tests.helpers import ROOT, SettingsFactory, make_user, settings_env
+
+pytestmark = pytest.mark.slow  # multi-process trials (seconds each, kill -9)
 
 
 def _start(settings: Settings, start: Path, *args: str) -> subprocess.Popen[str]:

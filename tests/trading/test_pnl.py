@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
@@ -71,6 +72,7 @@ def test_pnl_matches_exact_rationals(sequence: list[Fill]) -> None:
     _assert_matches(state, book, sequence)
 
 
+@pytest.mark.slow
 @settings(max_examples=20, deadline=None)
 @given(st.integers(min_value=0, max_value=2**32))
 def test_pnl_over_thousands_of_random_fills(seed: int) -> None:
@@ -109,6 +111,7 @@ def test_flip_long_to_short_and_back() -> None:
     assert state == PositionState(Decimal(3), Decimal(90), Decimal(50), Decimal(0))
 
 
+@pytest.mark.slow
 @settings(
     max_examples=2,
     deadline=None,
