@@ -105,7 +105,7 @@ def test_vacuum_and_analyze(stores: Stores) -> None:
 
 def test_export_schema(stores: Stores, tmp_path: Path) -> None:
     target = tmp_path / "schema.sql"
-    payload = invoke_json(stores.settings, "db", "export-schema", "-o", str(target))
+    payload = invoke_json(stores.settings, "db", "export-schema", "--file", str(target))
     ddl = target.read_text()
     assert payload["ddl"] == ddl  # type: ignore[index]
     assert ddl.count("-- store:") == 3

@@ -118,7 +118,7 @@ def test_archive_cli(market: MarketStore, binance_dir: Path) -> None:
     assert report["rows"] == len(rows) and Path(report["archive_dir"]).is_dir()
     with Stores(settings) as stores:
         assert _hot_rows(MarketStore(stores)) == 0
-    shown = cli_json(settings, "market", "show", "SOL/USDT", "-t", "1h", "--format", "json")
+    shown = cli_json(settings, "market", "show", "SOL/USDT", "-t", "1h", "--output", "json")
     assert [item["timestamp"] for item in shown] == [row[0] for row in rows]
 
 

@@ -138,7 +138,7 @@ def test_show_json_shape_and_formats(settings: Settings, binance_dir: Path) -> N
         "2021-01-01",
         "--end",
         "2021-01-01T03:00",
-        "--format",
+        "--output",
         "json",
     )
     hourly = {row[0]: row for row in load_rows(binance_dir / "BTC_USDT-1h.json")}
@@ -148,12 +148,21 @@ def test_show_json_shape_and_formats(settings: Settings, binance_dir: Path) -> N
         assert isinstance(item["timestamp"], int)
         assert [item[k] for k in ("open", "high", "low", "close")] == hourly[item["timestamp"]][1:5]
     assert shown[0]["timestamp"] == 1609459200000
-    as_csv = cli(settings, "market", "show", "BTC/USDT", "-t", "1d", "-n", "2", "--format", "csv")
+    as_csv = cli(settings, "market", "show", "BTC/USDT", "-t", "1d", "-n", "2", "--output", "csv")
     assert as_csv.exit_code == 0, as_csv.output
     lines = as_csv.stdout.strip().splitlines()
     assert lines[0] == "timestamp,open,high,low,close,volume" and len(lines) == 3
     table = cli(settings, "market", "show", "BTC/USDT", "-t", "5m", "-n", "3")
     assert table.exit_code == 0 and "3 candles" in table.stdout and "2021-07-17" in table.stdout
+    # an 80-column terminal shows whole times (not 2021-07-17T2…) and rounded volumes
+    narrow = runner.invoke(
+        app, ["market", "show", "BTC/USDT", "-t", "1h", "-n", "3"],
+        env={**settings_env(settings), "COLUMNS": "80"},
+    )  # fmt: skip
+    assert "…" not in narrow.stdout and "2021-07-17 20:00" in narrow.stdout, narrow.stdout
+    assert max(map(len, narrow.stdout.splitlines())) <= 80
+    daily = cli(settings, "market", "show", "BTC/USDT", "-t", "1d", "-n", "2")
+    assert "│ 2021-07-17 │" in daily.stdout, daily.stdout
 
 
 def test_cli_bad_input_writes_nothing(
@@ -188,7 +197,7 @@ def test_cli_bad_input_writes_nothing(
     assert result.exit_code == 5 and "not on the 1h grid" in result.stderr
     missing = cli(settings, "market", "import", str(tmp_path / "nope.csv"), "-s", "B", "-t", "1h")
     assert missing.exit_code == 6
-    shown = cli(settings, "market", "show", "BTC/USDT", "--format", "xml")
+    shown = cli(settings, "market", "show", "BTC/USDT", "--output", "xml")
     assert shown.exit_code == 5
     assert cli_json(settings, "market", "list", "--json") == []
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import typer
@@ -19,9 +19,11 @@ from cryptotrading.trading.clock import parse_time
 UserOption = typer.Option(..., "--user", help="User id or username.")
 AtOption = typer.Option(None, "--at", help="When (ISO-8601, default now).")
 LimitOption = typer.Option(100, "--limit", min=1, help="At most this many.")
-SymbolOption = typer.Option(..., "--symbol", help="ccxt symbol, e.g. BTC/USDT.")
-SymbolFilterOption = typer.Option(None, "--symbol", help="Only this symbol.")
-FrequencyOption = typer.Option(None, "--frequency", help="Candle frequency, e.g. 1h.")
+SymbolOption = typer.Option(..., "--symbol", "-s", help="Symbol in ccxt notation, e.g. BTC/USDT.")
+SymbolFilterOption = typer.Option(None, "--symbol", "-s", help="Only this symbol.")
+TimeframeFilterOption = typer.Option(None, "--timeframe", "-t", help="Candle timeframe, e.g. 1h.")
+#: How a command shows its result (``--json`` is short for ``--output json``).
+OutputOption = typer.Option("table", "--output", "-o", help="table, csv or json.")
 ConfidenceOption = typer.Option(None, "--confidence", help="0..1.")
 OrderTypeOption = typer.Option("market", "--type", help="market, limit, stop, stop_limit.")
 
@@ -55,6 +57,24 @@ def json_object_option(text: str | None, option: str) -> dict[str, Any] | None:
 def time_option(text: str | None, option: str) -> datetime | None:
     """The ISO-8601 time given as *option* (UTC), or None when it was left out."""
     return None if text is None else parse_time(text, option)
+
+
+def display_time(timestamp_ms: int, timeframe: str | None = None) -> str:
+    """A candle time for a table: ``2021-07-10 00:00`` (UTC), or ``2021-07-10`` for
+    daily and longer timeframes -- short enough for an 80-column terminal."""
+    moment = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+    daily = timeframe is not None and timeframe[-1:] in ("d", "w", "M", "y")
+    return moment.strftime("%Y-%m-%d" if daily else "%Y-%m-%d %H:%M")
+
+
+def display_number(value: float | None) -> str:
+    """A number for a table (display only): at most 6 significant digits after the
+    point, no exponent for ordinary sizes; the stored value is untouched."""
+    if value is None:
+        return ""
+    if value != 0 and (abs(value) >= 1e15 or abs(value) < 1e-6):
+        return f"{value:.6g}"
+    return f"{value:,.{max(0, 6 - len(str(int(abs(value)))))}f}".rstrip("0").rstrip(".")
 
 
 def print_record(title: str, data: Mapping[str, Any]) -> None:

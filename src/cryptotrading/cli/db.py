@@ -151,8 +151,8 @@ def _maintenance(results: list[maintenance.MaintenanceResult], as_json: bool) ->
 @db_app.command("export-schema")
 def export_schema(
     ctx: typer.Context,
-    output: Path | None = typer.Option(None, "-o", "--output", help="Write the DDL here."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing --output file."),
+    output: Path | None = typer.Option(None, "--file", help="Write the DDL to this file."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --file."),
     as_json: bool = JsonOption,
 ) -> None:
     """Print (or write to a file) the DDL of every store."""

@@ -17,11 +17,11 @@ from cryptotrading.cli._common import (
 from cryptotrading.cli._format import (
     AtOption,
     ConfidenceOption,
-    FrequencyOption,
     LimitOption,
     OrderTypeOption,
     SymbolFilterOption,
     SymbolOption,
+    TimeframeFilterOption,
     json_object_option,
     open_app_engine,
     print_record,
@@ -84,7 +84,7 @@ def insight(
     recommendation: str = typer.Option(..., "--recommendation", help="buy, sell, hold ..."),
     confidence: float = typer.Option(..., "--confidence", help="0..1."),
     analysis_id: int | None = typer.Option(None, "--analysis", help="Analysis it derives from."),
-    symbol: str | None = typer.Option(None, "--symbol", help="Default: the analysis's."),
+    symbol: str | None = typer.Option(None, "--symbol", "-s", help="Default: the analysis's."),
     rationale: str | None = typer.Option(None, "--rationale", help="Why."),
     expires_at: str | None = typer.Option(None, "--expires-at", help="ISO-8601."),
     at: str | None = AtOption,
@@ -188,7 +188,7 @@ def evaluate(
     ctx: typer.Context,
     decision_id: int | None = typer.Argument(None, help="One decision (default: all due)."),
     horizon: int = typer.Option(..., "--horizon", min=1, help="Horizon in minutes."),
-    frequency: str | None = FrequencyOption,
+    timeframe: str | None = TimeframeFilterOption,
     hold_band: str = typer.Option("0.01", "--hold-band", help="Move counted as flat (0.01 = 1%)."),
     max_gap_minutes: int = typer.Option(
         360, "--max-gap", min=1, help="Refuse candles further than this after the target (min)."
@@ -206,7 +206,7 @@ def evaluate(
                 market_engine,
                 decision_id,
                 horizon,
-                frequency=frequency,
+                frequency=timeframe,
                 hold_band=hold_band,
                 max_gap=gap,
             )
@@ -217,7 +217,7 @@ def evaluate(
             app_engine,
             market_engine,
             horizon,
-            frequency=frequency,
+            frequency=timeframe,
             hold_band=hold_band,
             max_gap=gap,
         )

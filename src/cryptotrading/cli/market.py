@@ -22,6 +22,13 @@ from cryptotrading.cli._common import (
     open_stores,
     print_table,
 )
+from cryptotrading.cli._format import (
+    OutputOption,
+    SymbolFilterOption,
+    SymbolOption,
+    display_number,
+    display_time,
+)
 from cryptotrading.errors import ValidationError
 from cryptotrading.market.candles import COLUMNS, Candles
 from cryptotrading.market.formats import (
@@ -54,7 +61,6 @@ market_app = typer.Typer(
     help="Market data: candles (import, export, show, download), tickers, gaps, quality.",
 )
 
-SymbolOption = typer.Option(..., "--symbol", "-s", help="Symbol in ccxt notation, e.g. BTC/USDT.")
 TimeframeOption = typer.Option("1h", "--timeframe", "-t", help="Timeframe: 1m, 5m, 1h, 1d ...")
 StartOption = typer.Option(None, "--start", help="First candle (ISO date or epoch ms, UTC).")
 EndOption = typer.Option(None, "--end", help="End, exclusive (ISO date or epoch ms, UTC).")
@@ -82,11 +88,8 @@ def _market(ctx: typer.Context, archive_dir: Path | None = None) -> MarketStore:
 def _check_output(output: str) -> None:
     if output not in ("table", "csv", "json"):
         raise ValidationError(
-            f"unknown output format {output!r}", hint="Use --format table, csv or json."
+            f"unknown output format {output!r}", hint="Use --output table, csv or json."
         )
-
-
-OutputOption = typer.Option("table", "--format", "-f", help="table, csv or json.")
 
 
 def _time_arg(value: str | None) -> int | str | None:
@@ -231,8 +234,10 @@ def show_command(
         False, "--complete-only", help="Drop resampled buckets with missing candles."
     ),
     output: str = OutputOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Show candles of one symbol at any timeframe (resampled from finer data when needed)."""
+    output = "json" if as_json else output
     _check_output(output)
     candles = _market(ctx).read_candles(
         symbol, timeframe, _time_arg(start), _time_arg(end), exchange, complete_only=complete_only
@@ -247,7 +252,11 @@ def show_command(
         writer.writerows(zip(*(getattr(candles, name).tolist() for name in COLUMNS), strict=True))
     else:
         rows = [
-            (iso(record["timestamp"]), *(record[name] for name in COLUMNS[1:]))
+            (
+                display_time(record["timestamp"], timeframe),
+                *(record[name] for name in COLUMNS[1:-1]),
+                display_number(record["volume"]),
+            )
             for record in candle_records(candles)
         ]
         print_table(
@@ -269,8 +278,10 @@ def panel_command(
     end: str | None = EndOption,
     limit: int | None = typer.Option(None, "--limit", "-n", help="Only the newest N rows."),
     output: str = OutputOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """One column of several symbols side by side (empty where a symbol has no candle)."""
+    output = "json" if as_json else output
     _check_output(output)
     panel = _market(ctx).read_panel(
         symbols, timeframe, _time_arg(start), _time_arg(end), exchange, column=column
@@ -298,7 +309,10 @@ def panel_command(
         print_table(
             f"{column} {timeframe}",
             ("time (UTC)", *names),
-            [(iso(stamp), *values) for stamp, values in zip(stamps, rows, strict=True)],
+            [
+                (display_time(stamp, timeframe), *map(display_number, values))
+                for stamp, values in zip(stamps, rows, strict=True)
+            ],
             caption=f"{len(rows)} rows",
         )
 
@@ -357,7 +371,7 @@ def gaps_command(
 @market_app.command("quality")
 def quality_command(
     ctx: typer.Context,
-    symbol: str | None = typer.Option(None, "--symbol", "-s", help="Only this symbol."),
+    symbol: str | None = SymbolFilterOption,
     timeframe: str | None = typer.Option(None, "--timeframe", "-t", help="Only this timeframe."),
     outlier_z: float = typer.Option(
         12.0, "--outlier-z", help="Robust z-score of an outlier return."

@@ -16,6 +16,7 @@ from cryptotrading.cli._common import (
 )
 from cryptotrading.cli._format import (
     ConfidenceOption,
+    TimeframeFilterOption,
     json_object_option,
     open_app_engine,
     time_option,
@@ -131,7 +132,7 @@ def predict(
     name: str = NameArgument,
     value: float = typer.Option(..., "--value", help="The predicted value."),
     version: str | None = VersionOption,
-    symbol: str | None = typer.Option(None, "--symbol", help="ccxt symbol."),
+    symbol: str | None = typer.Option(None, "--symbol", "-s", help="ccxt symbol."),
     prediction_type: str = typer.Option("price", "--type", help="price, return or direction."),
     confidence: float | None = ConfidenceOption,
     target_time: str | None = typer.Option(None, "--target", help="Predicted time (ISO-8601)."),
@@ -160,7 +161,7 @@ def resolve(
     ctx: typer.Context,
     name: str = NameArgument,
     version: str | None = VersionOption,
-    frequency: str | None = typer.Option(None, "--frequency", help="Candle frequency."),
+    timeframe: str | None = TimeframeFilterOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Fill in realized values of due predictions from the stored candles."""
@@ -170,7 +171,7 @@ def resolve(
         stores.engine(stores.market),
         name,
         version,
-        frequency=frequency,
+        frequency=timeframe,
     )
     emit(as_json, {"resolved": count}, lambda: console.print(f"resolved {count} predictions"))
 

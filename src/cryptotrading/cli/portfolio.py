@@ -13,7 +13,7 @@ from cryptotrading.cli._common import (
     print_table,
 )
 from cryptotrading.cli._format import (
-    FrequencyOption,
+    TimeframeFilterOption,
     UserOption,
     open_app_engine,
     time_option,
@@ -104,7 +104,7 @@ def summary(
     as_of: str | None = typer.Option(
         None, "--as-of", help="Mark with the newest candle at or before this time (ISO-8601)."
     ),
-    frequency: str | None = FrequencyOption,
+    timeframe: str | None = TimeframeFilterOption,
     no_mark: bool = typer.Option(False, "--no-mark", help="Use the stored marks, no prices."),
     as_json: bool = JsonOption,
 ) -> None:
@@ -117,6 +117,6 @@ def summary(
         resolve_user(engine, user),
         starting_cash=starting_cash,
         as_of=time_option(as_of, "--as-of"),
-        frequency=frequency,
+        frequency=timeframe,
     )
     emit(as_json, result.as_dict(), lambda: _render(result))

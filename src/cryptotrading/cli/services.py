@@ -181,7 +181,7 @@ def agents_ack(
 def sentiment_import(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="CRYPTO_FNG_INDEX.csv (YYYYMMDDT,o,h,l,close,v)."),
-    symbol: str = typer.Option("BTC", "--symbol", help="Symbol the index is stored under."),
+    symbol: str = typer.Option("BTC", "--symbol", "-s", help="Symbol the index is stored under."),
     as_json: bool = JsonOption,
 ) -> None:
     """Import the Crypto Fear & Greed index (alternative.me) into sentiment_data."""
