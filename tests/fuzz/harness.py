@@ -112,6 +112,38 @@ def _diff(before: dict[str, list[str]], after: dict[str, list[str]]) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Known:
+    """A failure in code another change is fixing right now: tolerated (and counted in
+    the Hypothesis statistics) instead of failing the property, and pinned as an
+    ``xfail(strict=False)`` test in ``test_known.py``. Temporary: remove the entry
+    when the fix lands."""
+
+    name: str
+    matches: Callable[[Sequence[str], BaseException], bool]
+
+
+def _market_time_beyond_pandas(args: Sequence[str], exc: BaseException) -> bool:
+    return (
+        args[:1] == ["market"]
+        and isinstance(exc, OverflowError)
+        and any(a.startswith(("--start=", "--end=")) for a in args)
+    )
+
+
+KNOWN_FAILURES = [
+    Known(
+        "market show/gaps/panel/export: --start/--end outside 1677-09-21..2262-04-11 "
+        "(pandas nanosecond range) is an OverflowError traceback",
+        _market_time_beyond_pandas,
+    ),
+]
+
+
+def known_failure(args: Sequence[str], exc: BaseException) -> Known | None:
+    return next((k for k in KNOWN_FAILURES if k.matches(args, exc)), None)
+
+
 class FastRunner(CliRunner):
     """A ``CliRunner`` that builds the click command tree of :data:`app` once (typer
     rebuilds it on every invoke, 80% of a quick command's time)."""
@@ -127,6 +159,13 @@ class FastRunner(CliRunner):
             return super().invoke(app, *args, **kwargs)
         finally:
             typer.testing._get_command = original
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # name too long, NUL in the name
+        return False
 
 
 def _shown(args: Sequence[str]) -> str:
@@ -187,12 +226,16 @@ class Fuzzer:
             return monitoring_row(table, row) or bool(ignore and ignore(table, row))
 
         before = snapshot(self.engines, skip)
-        existed = {path: path.exists() for path in untouched}
+        existed = {path: _exists(path) for path in untouched}
         result = self.runner.invoke(app, list(args), input=input, env={**self.env, **(env or {})})
         shown = _shown(args)
         if currently_in_test_context():  # hypothesis statistics: exit codes per command
             event(f"{' '.join(a for a in args[:3] if a[:1] != '-')}: exit {result.exit_code}")
         if result.exception is not None and not isinstance(result.exception, SystemExit):
+            known = known_failure(args, result.exception)
+            if known is not None:
+                event(f"KNOWN FAILURE (temporary): {known.name}")
+                return result
             assert result.exc_info is not None
             trace = "".join(traceback.format_exception(*result.exc_info))
             raise AssertionError(f"uncaught exception from {shown}:\n{trace}")
@@ -211,7 +254,7 @@ class Fuzzer:
                 f"output: {result.output[-1000:]}"
             )
             for path, was in existed.items():
-                assert was or not path.exists(), f"{shown} failed but created {path}"
+                assert was or not _exists(path), f"{shown} failed but created {path}"
         return result
 
 

@@ -313,24 +313,24 @@ trades_json: st.SearchStrategy[Any] = st.one_of(
 )
 
 
-def _gzip(data: bytes) -> bytes:
+def gzip_bytes(data: bytes) -> bytes:
     return gzip.compress(data, mtime=0)
 
 
-def _encode(text: str) -> bytes:
+def encode(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
 #: File bytes: text in odd encodings, gzip (whole, truncated, corrupt) and noise.
 def file_bytes(text: st.SearchStrategy[str]) -> st.SearchStrategy[bytes]:
-    encoded = text.map(_encode)
+    encoded = text.map(encode)
     return st.one_of(
         encoded,
         text.map(lambda t: t.encode("utf-16", "surrogatepass")),
         encoded.map(lambda b: b"\xef\xbb\xbf" + b),
-        encoded.map(_gzip),
-        encoded.map(lambda b: _gzip(b)[: max(1, len(_gzip(b)) // 2)]),
-        encoded.map(lambda b: _gzip(b)[:10] + b"\x00" * 8 + _gzip(b)[18:]),
+        encoded.map(gzip_bytes),
+        encoded.map(lambda b: gzip_bytes(b)[: max(1, len(gzip_bytes(b)) // 2)]),
+        encoded.map(lambda b: gzip_bytes(b)[:10] + b"\x00" * 8 + gzip_bytes(b)[18:]),
         st.binary(max_size=512),
         st.sampled_from([b"", b"\x00" * 64, b"PAR1", b"PAR1\x00\x00PAR1", b"ARROW1\x00\x00"]),
     )
@@ -365,3 +365,66 @@ def variants(
 def maybe(strategy: st.SearchStrategy[str]) -> st.SearchStrategy[str | None]:
     """*strategy*, or ``None`` (the option left out)."""
     return st.one_of(st.none(), strategy)
+
+
+# ------------------------------------------------------- almost valid market files
+
+_START_MS = 1_609_459_200_000  # 2021-01-01T00:00:00Z
+_HOUR_MS = 3_600_000
+
+#: A value for one cell of an otherwise valid file.
+cell_values: st.SearchStrategy[Any] = st.one_of(
+    floats64,
+    st.sampled_from([10**400, 2**63, -(2**63) - 1, 2**64, 1e300, 9e18, -1, 0, True, None]),
+    st.sampled_from([-62_135_596_800_000, 253_402_300_800_000, 4_102_444_800_000]),
+    any_text,
+)
+
+
+def _candle_file(rows: int, row: int, column: int, value: Any, as_csv: bool) -> str:
+    data: list[list[Any]] = [
+        [_START_MS + i * _HOUR_MS, 100.0 + i, 101.0 + i, 99.0 + i, 100.5 + i, 10.0]
+        for i in range(rows)
+    ]
+    data[row % rows][column] = value
+    if as_csv:
+        lines = ["timestamp,open,high,low,close,volume"]
+        lines += [",".join(str(cell) for cell in line) for line in data]
+        return "\n".join(lines) + "\n"
+    return _dumps(data)
+
+
+#: A valid hourly OHLCV file (ccxt JSON or CSV) with one cell replaced.
+almost_valid_candles: st.SearchStrategy[str] = st.builds(
+    _candle_file,
+    st.integers(1, 6),
+    st.integers(0, 5),
+    st.integers(0, 5),
+    cell_values,
+    st.booleans(),
+)
+
+
+def _trade_file(rows: int, row: int, field: str, value: Any) -> str:
+    data: list[dict[str, Any]] = [
+        {
+            "timestamp": _START_MS + i * 1_000,
+            "price": 100.0 + i,
+            "amount": 0.5,
+            "side": "buy",
+            "id": str(i),
+        }
+        for i in range(rows)
+    ]
+    data[row % rows][field] = value
+    return _dumps(data)
+
+
+#: A valid ccxt trades JSON file with one field replaced.
+almost_valid_trades: st.SearchStrategy[str] = st.builds(
+    _trade_file,
+    st.integers(1, 6),
+    st.integers(0, 5),
+    st.sampled_from(["timestamp", "price", "amount", "side", "id"]),
+    cell_values,
+)
