@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 
 from cryptotrading.db.engine import normalize_url
 from cryptotrading.db.session import translate_errors
@@ -182,7 +183,7 @@ def scratch_restore(
         kept = keep
     finally:
         if not kept:
-            with admin.connect() as connection:
+            with translate_errors("backup verify"), admin.connect() as connection:
                 connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
 
@@ -250,7 +251,7 @@ def swap_databases(url: str, restored: str, aside: str, *, force: bool = False) 
     live = str(make_url(normalize_url(url)).database)
     admin = _admin_engine(url)
     try:
-        with admin.connect() as connection:
+        with translate_errors("backup restore"), admin.connect() as connection:
             exists = connection.exec_driver_sql(
                 "SELECT 1 FROM pg_database WHERE datname = %(name)s", {"name": live}
             ).scalar()
@@ -272,8 +273,8 @@ def swap_databases(url: str, restored: str, aside: str, *, force: bool = False) 
                 try:
                     connection.exec_driver_sql(f'ALTER DATABASE "{live}" RENAME TO "{aside}"')
                     break
-                except Exception as exc:
-                    failure = str(exc).splitlines()[0]
+                except DBAPIError as exc:  # e.g. sessions still connected to it
+                    failure = str(exc.orig or exc).splitlines()[0]
             else:
                 connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{restored}" WITH (FORCE)')
                 raise StoreBusyError(

@@ -10,9 +10,11 @@ from typing import Any
 
 import psutil
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from cryptotrading.db.engine import READ_ONLY
 from cryptotrading.db.session import translate_errors
+from cryptotrading.errors import CryptotradingError
 from cryptotrading.models import lineage_tables
 from cryptotrading.ops.maintenance import store_size
 from cryptotrading.stores import Store, Stores
@@ -82,7 +84,7 @@ def _table_bytes_sqlite(connection: Connection) -> dict[str, int]:
             "SELECT coalesce(m.tbl_name, d.name), sum(d.pgsize) FROM dbstat d "
             "LEFT JOIN sqlite_master m ON m.name = d.name GROUP BY 1"
         ).fetchall()
-    except Exception:  # SQLite built without dbstat: sizes unknown
+    except DBAPIError:  # SQLite built without dbstat: sizes unknown
         return {}
     return {str(name): int(size) for name, size in rows}
 
@@ -138,7 +140,7 @@ def store_health(stores: Stores, store: Store) -> StoreHealth:
                 sizes = _table_bytes_postgresql(connection, names)
                 partitions = _partitions(connection) if "time_series" in names else []
         size = store_size(engine, store)
-    except Exception as exc:  # an unreachable store is a finding, not a crash
+    except (CryptotradingError, OSError) as exc:  # an unreachable store is a finding
         message = getattr(exc, "message", None) or str(exc).splitlines()[0]
         return StoreHealth(store.name, store.backend, location, "down", None, 0.0, error=message)
     tables = [TableHealth(name, counts[name], sizes.get(name)) for name in sorted(names)]

@@ -40,7 +40,7 @@ def store_size(engine: Engine, store: Store) -> int | None:
     if store.path is not None:
         wal = store.path.with_name(store.path.name + "-wal")
         return store.path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
-    with engine.connect() as connection:
+    with translate_errors(store.name), engine.connect() as connection:
         size = connection.exec_driver_sql("SELECT pg_database_size(current_database())").scalar()
     return int(size) if size is not None else None
 

@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from cryptotrading.db.session import translate_errors
-from cryptotrading.errors import ValidationError
+from cryptotrading.errors import CryptotradingError, ValidationError
 from cryptotrading.models import CacheEntry, FeatureCache, HistoricalDataCache, SystemMetric
 from cryptotrading.ops import backup, health, monitoring, replication
 from cryptotrading.stores import Stores, ensure_data_dir
@@ -91,7 +92,7 @@ class JobSkipped(Exception):
 def _replicate(stores: Stores, _options: RunOptions) -> dict[str, Any]:
     try:
         replication.replica_store(stores)
-    except Exception as exc:
+    except CryptotradingError as exc:  # no replica configured, or not at head
         raise JobSkipped(str(exc)) from None
     runs = replication.replicate_once(stores)
     return {"rows": sum(r.rows for r in runs), "tables": len(runs)}
@@ -230,12 +231,13 @@ def run_job(stores: Stores, selected: Job, options: RunOptions) -> JobResult:
         result = JobResult(selected.name, "skipped", error=str(exc))
     except JobFailed as exc:
         result = JobResult(selected.name, "failed", detail=exc.detail, error=str(exc))
-    except Exception as exc:
+    except (CryptotradingError, SQLAlchemyError, OSError) as exc:
         _logger.exception("job %s failed", selected.name)
         result = JobResult(selected.name, "failed", error=getattr(exc, "message", str(exc)))
     result.seconds = round(time.perf_counter() - started, 3)
     if result.status != "skipped":
-        with contextlib.suppress(Exception):  # bookkeeping must not hide the job's outcome
+        # bookkeeping must not hide the job's outcome
+        with contextlib.suppress(CryptotradingError, SQLAlchemyError):
             _record(stores, result)
     return result
 
