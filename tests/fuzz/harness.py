@@ -242,6 +242,9 @@ class Fuzzer:
         assert result.exit_code in EXIT_CODES, (
             f"undocumented exit code {result.exit_code} from {shown}: {result.output[-2000:]}"
         )
+        # The tests only pass options that exist: this catches a renamed option that
+        # would turn a fuzz test into a stream of usage errors.
+        assert "No such option" not in result.output, f"stale option in {shown}: {result.output}"
         for name, text in (("stdout", result.stdout), ("stderr", result.stderr)):
             assert "Traceback (most recent call last)" not in text, (
                 f"traceback in {name} of {shown}: {text[-2000:]}"

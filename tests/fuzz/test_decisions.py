@@ -178,7 +178,7 @@ def test_evaluate(
     max_gap: str | None,
 ) -> None:
     args = ["decisions", "evaluate", "--json"]
-    args += options(horizon=horizon, frequency=frequency, hold_band=hold_band, max_gap=max_gap)
+    args += options(horizon=horizon, timeframe=frequency, hold_band=hold_band, max_gap=max_gap)
     seeded.run(args + ([] if decision is None else ["--", decision]))
 
 

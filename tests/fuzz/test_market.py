@@ -190,7 +190,7 @@ def test_read_commands(
     symbol = values.pop("symbol") or ""
     extra: dict[str, str | None] = {}
     if command != "gaps":
-        extra = {"limit": limit, "format": output}
+        extra = {"limit": limit, "output": output}
     if command == "panel":
         extra["column"] = column
     seeded.run(["market", command, *options(**values, **extra), "--", symbol])

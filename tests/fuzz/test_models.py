@@ -88,7 +88,7 @@ def test_predict_resolve_evaluate(
     name = values.pop("name") or ""
     seeded.run(["models", "predict", "--json", *options(**values), "--", name])
     if resolve:
-        seeded.run(["models", "resolve", "--json", "--frequency=1h", "--", name])
+        seeded.run(["models", "resolve", "--json", "--timeframe=1h", "--", name])
         seeded.run(["models", "evaluate", "--json", "--", name])
 
 
@@ -116,7 +116,7 @@ def test_name_commands(
     if command in ("evaluate", "resolve"):
         extra = options(version=None if version == "1.0.0" else version)
     if command == "resolve":
-        extra += options(frequency=frequency)
+        extra += options(timeframe=frequency)
     seeded.run(["models", command, "--json", *extra, "--", *positional])
 
 

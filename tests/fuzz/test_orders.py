@@ -101,12 +101,12 @@ def test_list(seeded: Fuzzer, values: dict[str, str | None], as_json: bool) -> N
 @fuzz_settings()
 @given(
     values=s.variants(
-        {"user": "alice", "starting_cash": None, "as_of": None, "frequency": None},
+        {"user": "alice", "starting_cash": None, "as_of": None, "timeframe": None},
         {
             "user": s.any_text,
             "starting_cash": s.maybe(s.numbers),
             "as_of": s.maybe(s.times),
-            "frequency": s.maybe(st.one_of(st.sampled_from(["1m", "1M", "1d"]), s.any_text)),
+            "timeframe": s.maybe(st.one_of(st.sampled_from(["1m", "1M", "1d"]), s.any_text)),
         },
     ),
     mark=st.booleans(),
