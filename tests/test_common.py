@@ -14,10 +14,13 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import Engine
 
 from cryptotrading.common import checks, clock, views
 from cryptotrading.errors import ValidationError
+from cryptotrading.intelligence.decisions import record_analysis
 from cryptotrading.models import AgentMemory, MLModel
+from cryptotrading.services import agents
 
 # ------------------------------------------------------------------------ checks
 
@@ -39,6 +42,22 @@ def test_text_limit_counts_every_character() -> None:
     with pytest.raises(ValidationError, match="longer than 10"):
         checks.text(" " + "x" * 10, "note", limit=10)  # blanks count: nothing is stripped
     assert checks.optional_text(None, "note", limit=1) is None
+
+
+def test_stored_text_reads_back_unchanged(app_engine: Engine) -> None:
+    """Services and intelligence store free text and names exactly as given (until
+    issue 11 the services stripped it and intelligence did not)."""
+    agents.register_agent(app_engine, " bot ", "trader")
+    content = "  indented\n    code block\n"
+    agents.remember(app_engine, " bot ", "note", content)
+    (memory,) = agents.recall(app_engine, " bot ")
+    assert memory.content == content and memory.agent_id == " bot "
+    with pytest.raises(ValidationError, match="agent id must be a non-empty string"):
+        agents.register_agent(app_engine, " \t", "trader")
+    analysis = record_analysis(
+        app_engine, symbol="BTC/USDT", model=" m ", analysis_type="t", signal="bullish"
+    )
+    assert analysis.model == " m "
 
 
 _json = st.recursive(
@@ -112,7 +131,7 @@ def test_clock_makes_every_time_aware_utc() -> None:
     assert clock.maybe_utc(None) is None
     assert clock.utcnow().tzinfo is UTC
     with pytest.raises(ValidationError, match="expires_at must be a datetime, got str"):
-        clock.maybe_utc("2021-01-04", "expires_at")  # type: ignore[arg-type]
+        clock.maybe_utc("2021-01-04", "expires_at")
 
 
 def test_iso_forms() -> None:

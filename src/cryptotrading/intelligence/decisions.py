@@ -17,13 +17,13 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from cryptotrading.db import unit_of_work, utcnow
+from cryptotrading.common.checks import document, probability, text
+from cryptotrading.common.clock import maybe_utc, utcnow
+from cryptotrading.db import unit_of_work
 from cryptotrading.db.session import read_session
 from cryptotrading.errors import IntegrityViolationError, NotFoundError, ValidationError
-from cryptotrading.intelligence._validate import document, probability, text
 from cryptotrading.models.intelligence import AIAnalysis, AIInsight, TradingDecision
 from cryptotrading.models.users import User
-from cryptotrading.trading.clock import maybe_utc
 from cryptotrading.trading.money import parse
 from cryptotrading.trading.orders import (
     Submitted,
@@ -99,7 +99,7 @@ def record_insight(
         confidence=probability(confidence),
         rationale=rationale,
         payload=document(payload, "payload"),
-        expires_at=maybe_utc(expires_at),
+        expires_at=maybe_utc(expires_at, "expires_at"),
     )
     if created_at is not None:
         insight.created_at = insight.updated_at = created_at
@@ -142,7 +142,7 @@ def decide(
 ) -> TradingDecision:
     """A ``pending`` decision from an insight (action from its recommendation unless
     given; confidence copied). Refused when the insight expired or has no symbol."""
-    when = maybe_utc(decided_at) or utcnow()
+    when = maybe_utc(decided_at, "decided_at") or utcnow()
     amount = None if quantity is None else parse(quantity, "quantity", positive=True)
     limit = None if price is None else parse(price, "price", positive=True, allow_zero=False)
     if action is not None and action not in DECISION_ACTIONS:

@@ -26,13 +26,15 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from cryptotrading.db import unit_of_work, utcnow
+from cryptotrading.common.clock import utcnow
+from cryptotrading.common.views import decimal_text
+from cryptotrading.db import unit_of_work
 from cryptotrading.db.session import read_session
 from cryptotrading.errors import NotFoundError, ValidationError
 from cryptotrading.intelligence.decisions import load_decision
 from cryptotrading.models.intelligence import DecisionOutcome, TradingDecision
 from cryptotrading.models.trading import TradingOrder
-from cryptotrading.trading.money import ZERO, as_text, exact, parse, quantize
+from cryptotrading.trading.money import ZERO, exact, parse, quantize
 from cryptotrading.trading.prices import Candle, candle_at_or_after
 
 DEFAULT_HOLD_BAND = Decimal("0.01")
@@ -189,8 +191,8 @@ def evaluate_decision(
         details={
             "action": decision.action,
             "entry_source": entry.source,
-            "quantity": as_text(entry.quantity),
-            "fees": as_text(entry.fees),
+            "quantity": decimal_text(entry.quantity),
+            "fees": decimal_text(entry.fees),
             "order_ids": entry.order_ids,
             "exit_candle": {
                 "timestamp": exit_candle.timestamp,
@@ -198,8 +200,8 @@ def evaluate_decision(
                 "time": exit_candle.time.isoformat(),
             },
             "target_time": target.isoformat(),
-            "market_move_pct": as_text(quantize(fields["move"] * 100)),
-            "hold_band": as_text(band),
+            "market_move_pct": decimal_text(quantize(fields["move"] * 100)),
+            "hold_band": decimal_text(band),
         },
     )
     with unit_of_work(app_engine, "app store") as session:

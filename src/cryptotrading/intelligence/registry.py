@@ -25,12 +25,12 @@ import numpy as np
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from cryptotrading.db import unit_of_work, utcnow
+from cryptotrading.common.checks import document, probability, text
+from cryptotrading.common.clock import maybe_utc, utcnow
+from cryptotrading.db import unit_of_work
 from cryptotrading.db.session import read_session
 from cryptotrading.errors import IntegrityViolationError, NotFoundError, ValidationError
-from cryptotrading.intelligence._validate import document, probability, text
 from cryptotrading.models.intelligence import MLModel, MLPrediction
-from cryptotrading.trading.clock import maybe_utc
 from cryptotrading.trading.orders import validate_symbol
 from cryptotrading.trading.prices import candle_at_or_after
 
@@ -266,8 +266,8 @@ def log_prediction(
     value = float(prediction)
     if not math.isfinite(value):
         raise ValidationError(f"prediction {prediction!r} is not finite", hint="Give a number.")
-    made = maybe_utc(made_at) or utcnow()
-    target_time = maybe_utc(target_time)
+    made = maybe_utc(made_at, "made_at") or utcnow()
+    target_time = maybe_utc(target_time, "target_time")
     if target_time is not None and target_time < made:
         raise ValidationError(
             f"target time {target_time.isoformat()} is before the prediction time",

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from cryptotrading.common.views import decimal_text
 from cryptotrading.db.session import read_session
 from cryptotrading.errors import ValidationError
 from cryptotrading.models.intelligence import (
@@ -19,7 +20,7 @@ from cryptotrading.models.intelligence import (
     DecisionOutcome,
     TradingDecision,
 )
-from cryptotrading.trading.money import ZERO, as_text, exact
+from cryptotrading.trading.money import ZERO, exact
 
 GROUPINGS = ("model", "analysis_type", "bucket", "action", "symbol")
 NONE = "(none)"
@@ -55,11 +56,11 @@ class CalibrationRow:
             "hit_rate": round(self.hit_rate, 4),
             "mean_confidence": round(self.mean_confidence, 4),
             "calibration_gap": round(self.calibration_gap, 4),
-            "average_return_pct": as_text(self.average_return_pct.quantize(Decimal("1e-6"))),
-            "average_pnl": as_text(
+            "average_return_pct": decimal_text(self.average_return_pct.quantize(Decimal("1e-6"))),
+            "average_pnl": decimal_text(
                 None if self.average_pnl is None else self.average_pnl.quantize(Decimal("1e-6"))
             ),
-            "total_pnl": as_text(self.total_pnl),
+            "total_pnl": decimal_text(self.total_pnl),
             "with_pnl": self.with_pnl,
         }
 

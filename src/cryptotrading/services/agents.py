@@ -23,7 +23,16 @@ from typing import Any
 from sqlalchemy import Engine, delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from cryptotrading.db import unit_of_work, utcnow
+from cryptotrading.common.checks import (
+    document,
+    integer,
+    number,
+    optional_text,
+    required_document,
+    text,
+)
+from cryptotrading.common.clock import maybe_utc, utcnow
+from cryptotrading.db import unit_of_work
 from cryptotrading.errors import NotFoundError, ValidationError
 from cryptotrading.models.agents import (
     A2AAgent,
@@ -35,18 +44,7 @@ from cryptotrading.models.agents import (
     AgentMemory,
 )
 from cryptotrading.services import embeddings
-from cryptotrading.services._common import (
-    WHERE,
-    document,
-    integer,
-    maybe_utc,
-    number,
-    optional_text,
-    read_session,
-    required_document,
-    serialise,
-    text,
-)
+from cryptotrading.services._common import WHERE, read_session, serialise
 
 MESSAGE_STATUSES = ("pending", "delivered", "processed")
 EXECUTION_STATUSES = ("running", "completed", "failed")

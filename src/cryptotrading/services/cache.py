@@ -22,17 +22,11 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, or_, select, update
 
-from cryptotrading.db import unit_of_work, utcnow
+from cryptotrading.common.checks import integer, json_value, optional_text, required_document, text
+from cryptotrading.common.clock import utcnow
+from cryptotrading.db import unit_of_work
 from cryptotrading.models.caching import CacheEntry, FeatureCache, HistoricalDataCache
-from cryptotrading.services._common import (
-    WHERE,
-    integer,
-    json_value,
-    optional_text,
-    read_session,
-    required_document,
-    text,
-)
+from cryptotrading.services._common import WHERE, read_session
 from cryptotrading.services._upsert import upsert
 
 _MISSING: Any = object()

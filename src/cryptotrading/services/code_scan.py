@@ -28,10 +28,12 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select
 
-from cryptotrading.db import unit_of_work, utcnow
+from cryptotrading.common.checks import integer
+from cryptotrading.common.clock import utcnow
+from cryptotrading.db import unit_of_work
 from cryptotrading.errors import ValidationError
 from cryptotrading.models.code import CodeFile, CodeMetric, Issue
-from cryptotrading.services._common import WHERE, integer, read_session, serialise
+from cryptotrading.services._common import WHERE, read_session, serialise
 
 DEFAULT_THRESHOLD = 50
 SKIPPED_DIRS = frozenset({"__pycache__", ".venv", "venv", "node_modules", "build", "dist"})

@@ -26,6 +26,9 @@ import pandas as pd
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session
 
+from cryptotrading.common.checks import document, integer, number, optional_text
+from cryptotrading.common.checks import text as checked_text
+from cryptotrading.common.clock import as_utc
 from cryptotrading.db import unit_of_work
 from cryptotrading.errors import NotFoundError, ValidationError
 from cryptotrading.models.analytics import (
@@ -35,19 +38,7 @@ from cryptotrading.models.analytics import (
     OnchainData,
     SentimentData,
 )
-from cryptotrading.services._common import (
-    WHERE,
-    document,
-    integer,
-    number,
-    optional_text,
-    read_session,
-    serialise,
-    utc,
-)
-from cryptotrading.services._common import (
-    text as checked_text,
-)
+from cryptotrading.services._common import WHERE, read_session, serialise
 from cryptotrading.services._upsert import upsert
 
 FEAR_GREED_SOURCE = "alternative.me"
@@ -127,7 +118,7 @@ def record_factor_values(
     pairs = values.items() if isinstance(values, pd.Series | Mapping) else values
     rows: dict[datetime, dict[str, Any]] = {}
     for stamp, value in pairs:
-        when = utc(stamp.to_pydatetime() if isinstance(stamp, pd.Timestamp) else stamp, "time")
+        when = as_utc(stamp.to_pydatetime() if isinstance(stamp, pd.Timestamp) else stamp, "time")
         if when in rows:
             raise ValidationError(
                 f"time {when.isoformat()} appears twice in the values",
@@ -180,9 +171,9 @@ def factor_series(
 
 def _window(query: Any, column: Any, start: datetime | None, end: datetime | None) -> Any:
     if start is not None:
-        query = query.where(column >= utc(start, "start"))
+        query = query.where(column >= as_utc(start, "start"))
     if end is not None:
-        query = query.where(column < utc(end, "end"))
+        query = query.where(column < as_utc(end, "end"))
     return query
 
 
@@ -349,7 +340,7 @@ def _record(
     source: str | None,
 ) -> Any:
     symbol = checked_text(symbol, "symbol", limit=32)
-    when = utc(timestamp, "timestamp")
+    when = as_utc(timestamp, "timestamp")
     source = optional_text(source, "source", limit=64)
     unknown = sorted(set(metrics) - set(kinds))
     if unknown or not metrics:

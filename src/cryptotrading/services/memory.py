@@ -23,7 +23,9 @@ import numpy as np
 from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.orm import Session
 
-from cryptotrading.db import unit_of_work, utcnow
+from cryptotrading.common.checks import document, integer, number, optional_text, text
+from cryptotrading.common.clock import maybe_utc, utcnow
+from cryptotrading.db import unit_of_work
 from cryptotrading.errors import NotFoundError, ValidationError
 from cryptotrading.models.memory import (
     ConversationHistory,
@@ -35,16 +37,7 @@ from cryptotrading.models.memory import (
 )
 from cryptotrading.models.users import User
 from cryptotrading.services import embeddings
-from cryptotrading.services._common import (
-    WHERE,
-    document,
-    integer,
-    maybe_utc,
-    number,
-    optional_text,
-    read_session,
-    text,
-)
+from cryptotrading.services._common import WHERE, read_session
 
 ROLES = ("user", "assistant", "system", "tool")
 

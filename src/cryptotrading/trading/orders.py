@@ -26,7 +26,9 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from cryptotrading.db import unit_of_work, utcnow
+from cryptotrading.common.clock import maybe_utc, utcnow
+from cryptotrading.common.views import decimal_text, row_view
+from cryptotrading.db import unit_of_work
 from cryptotrading.db.session import read_session
 from cryptotrading.errors import IntegrityViolationError, NotFoundError, ValidationError
 from cryptotrading.models.intelligence import TradingDecision
@@ -37,8 +39,7 @@ from cryptotrading.models.trading import (
     TradingOrder,
 )
 from cryptotrading.models.users import User
-from cryptotrading.trading.clock import iso, maybe_utc
-from cryptotrading.trading.money import ZERO, as_text, exact, parse, quantize, storable
+from cryptotrading.trading.money import ZERO, exact, parse, quantize, storable
 from cryptotrading.trading.positions import Fill, record_fill_on_position
 
 TERMINAL = frozenset({"filled", "cancelled", "rejected", "expired"})
@@ -405,7 +406,7 @@ def fill_order(
     fill_price = parse(price, "fill price", positive=True, allow_zero=False)
     fill_amount = parse(amount, "fill amount", positive=True, allow_zero=False)
     fill_fee = parse(fee, "fee", positive=True)
-    when = maybe_utc(time) or utcnow()
+    when = maybe_utc(time, "time") or utcnow()
     with unit_of_work(engine, "app store") as session:
         order = _lock(session, order_id)
         _check_event(order, "fill")
@@ -421,9 +422,9 @@ def fill_order(
         fills = [*(order.fills or [])]
         fills.append(
             {
-                "price": as_text(fill_price),
-                "amount": as_text(fill_amount),
-                "fee": as_text(fill_fee),
+                "price": decimal_text(fill_price),
+                "amount": decimal_text(fill_amount),
+                "fee": decimal_text(fill_fee),
                 "time": when.isoformat(),
             }
         )
@@ -484,28 +485,32 @@ def list_orders(
         return list(session.execute(query).scalars())
 
 
+#: The columns of an order view, in order (see :func:`order_as_dict`).
+ORDER_FIELDS = (
+    "order_id",
+    "client_order_id",
+    "exchange_order_id",
+    "user_id",
+    "decision_id",
+    "symbol",
+    "exchange",
+    "side",
+    "order_type",
+    "status",
+    "amount",
+    "price",
+    "stop_price",
+    "filled_amount",
+    "average_fill_price",
+    "fee",
+    "fee_currency",
+    "time_in_force",
+    "fills",
+    "submitted_at",
+    "closed_at",
+)
+
+
 def order_as_dict(order: TradingOrder) -> dict[str, Any]:
-    """JSON-ready view of an order (decimals as strings)."""
-    return {
-        "order_id": order.order_id,
-        "client_order_id": order.client_order_id,
-        "exchange_order_id": order.exchange_order_id,
-        "user_id": order.user_id,
-        "decision_id": order.decision_id,
-        "symbol": order.symbol,
-        "exchange": order.exchange,
-        "side": order.side,
-        "order_type": order.order_type,
-        "status": order.status,
-        "amount": as_text(order.amount),
-        "price": as_text(order.price),
-        "stop_price": as_text(order.stop_price),
-        "filled_amount": as_text(order.filled_amount),
-        "average_fill_price": as_text(order.average_fill_price),
-        "fee": as_text(order.fee),
-        "fee_currency": order.fee_currency,
-        "time_in_force": order.time_in_force,
-        "fills": order.fills or [],
-        "submitted_at": iso(order.submitted_at),
-        "closed_at": iso(order.closed_at),
-    }
+    """JSON-ready view of an order (decimals as strings, no fills as ``[]``)."""
+    return {**row_view(order, ORDER_FIELDS), "fills": order.fills or []}

@@ -20,13 +20,14 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from cryptotrading.db import unit_of_work, utcnow
+from cryptotrading.common.clock import utcnow
+from cryptotrading.common.views import decimal_text, row_view
+from cryptotrading.db import unit_of_work
 from cryptotrading.db.session import read_session
 from cryptotrading.errors import NotFoundError
 from cryptotrading.models.trading import PortfolioPosition, TradingOrder
 from cryptotrading.models.users import User
-from cryptotrading.trading.clock import iso
-from cryptotrading.trading.money import ZERO, as_text, exact, parse, quantize, storable
+from cryptotrading.trading.money import ZERO, exact, parse, quantize, storable
 from cryptotrading.trading.orders import fills_notional
 from cryptotrading.trading.positions import mark
 from cryptotrading.trading.prices import latest_price
@@ -51,14 +52,14 @@ class Exposure:
         return {
             "symbol": self.symbol,
             "exchange": self.exchange,
-            "quantity": as_text(self.quantity),
-            "average_entry_price": as_text(self.average_entry_price),
-            "last_price": as_text(self.last_price),
-            "market_value": as_text(self.market_value),
-            "unrealized_pnl": as_text(self.unrealized_pnl),
-            "realized_pnl": as_text(self.realized_pnl),
-            "fees_paid": as_text(self.fees_paid),
-            "share_of_gross": as_text(self.share_of_gross),
+            "quantity": decimal_text(self.quantity),
+            "average_entry_price": decimal_text(self.average_entry_price),
+            "last_price": decimal_text(self.last_price),
+            "market_value": decimal_text(self.market_value),
+            "unrealized_pnl": decimal_text(self.unrealized_pnl),
+            "realized_pnl": decimal_text(self.realized_pnl),
+            "fees_paid": decimal_text(self.fees_paid),
+            "share_of_gross": decimal_text(self.share_of_gross),
         }
 
 
@@ -87,15 +88,15 @@ class PortfolioSummary:
     def as_dict(self) -> dict[str, Any]:
         return {
             "user_id": self.user_id,
-            "starting_cash": as_text(self.starting_cash),
-            "cash": as_text(self.cash),
-            "equity": as_text(self.equity),
-            "realized_pnl": as_text(self.realized_pnl),
-            "unrealized_pnl": as_text(self.unrealized_pnl),
-            "fees_paid": as_text(self.fees_paid),
-            "net_pnl": as_text(self.net_pnl),
-            "gross_exposure": as_text(self.gross_exposure),
-            "net_exposure": as_text(self.net_exposure),
+            "starting_cash": decimal_text(self.starting_cash),
+            "cash": decimal_text(self.cash),
+            "equity": decimal_text(self.equity),
+            "realized_pnl": decimal_text(self.realized_pnl),
+            "unrealized_pnl": decimal_text(self.unrealized_pnl),
+            "fees_paid": decimal_text(self.fees_paid),
+            "net_pnl": decimal_text(self.net_pnl),
+            "gross_exposure": decimal_text(self.gross_exposure),
+            "net_exposure": decimal_text(self.net_exposure),
             "marked_at": self.marked_at.isoformat(),
             "unpriced": self.unpriced,
             "positions": [p.as_dict() for p in self.positions],
@@ -119,23 +120,27 @@ def _price(
     return None
 
 
+#: The columns of a position view, in order (see :func:`position_as_dict`).
+POSITION_FIELDS = (
+    "user_id",
+    "symbol",
+    "exchange",
+    "quantity",
+    "average_entry_price",
+    "realized_pnl",
+    "unrealized_pnl",
+    "fees_paid",
+    "last_price",
+    "market_value",
+    "opened_at",
+    "closed_at",
+    "version",
+)
+
+
 def position_as_dict(position: PortfolioPosition) -> dict[str, Any]:
     """JSON-ready view of a stored position (decimals as strings)."""
-    return {
-        "user_id": position.user_id,
-        "symbol": position.symbol,
-        "exchange": position.exchange,
-        "quantity": as_text(position.quantity),
-        "average_entry_price": as_text(position.average_entry_price),
-        "realized_pnl": as_text(position.realized_pnl),
-        "unrealized_pnl": as_text(position.unrealized_pnl),
-        "fees_paid": as_text(position.fees_paid),
-        "last_price": as_text(position.last_price),
-        "market_value": as_text(position.market_value),
-        "opened_at": iso(position.opened_at),
-        "closed_at": iso(position.closed_at),
-        "version": position.version,
-    }
+    return row_view(position, POSITION_FIELDS)
 
 
 def mark_to_market(

@@ -12,10 +12,10 @@ from decimal import Decimal
 
 from sqlalchemy import Engine, Select, select
 
+from cryptotrading.common.clock import as_utc
 from cryptotrading.db import READ_ONLY, translate_errors
 from cryptotrading.errors import NotFoundError
 from cryptotrading.models.market import TimeSeries
-from cryptotrading.trading.clock import as_utc
 
 
 @dataclass(frozen=True)
