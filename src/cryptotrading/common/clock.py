@@ -22,7 +22,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def as_utc(value: datetime, what: str = "time") -> datetime:
+def as_utc(value: object, what: str = "time") -> datetime:
     """*value* as an aware UTC datetime (naive = UTC); anything but a datetime is a
     :class:`ValidationError` naming *what*."""
     if not isinstance(value, datetime):
@@ -33,7 +33,7 @@ def as_utc(value: datetime, what: str = "time") -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def maybe_utc(value: datetime | None, what: str = "time") -> datetime | None:
+def maybe_utc(value: object, what: str = "time") -> datetime | None:
     """:func:`as_utc` of *value*, or None."""
     return None if value is None else as_utc(value, what)
 
