@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.feather as feather
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -314,8 +317,6 @@ def test_csv_and_parquet_over_the_cap(tmp_path: Path, binance_dir: Path) -> None
     csv_path.write_text(HEADER + "".join(",".join(map(str, r)) + "\n" for r in rows))
     with pytest.raises(ValidationError, match="is more than 10,000 bytes"):
         read_candles_file(csv_path, max_bytes=10_000)
-    import pyarrow.parquet as pq
-
     from cryptotrading.market.candles import to_candles
 
     parquet = tmp_path / "c.parquet"
@@ -472,6 +473,61 @@ def _dump(value: Any) -> bytes:
 def test_any_json_read_or_validation_error(tmp_path: Path, document: Any, compressed: bool) -> None:
     path = tmp_path / "any.json"
     path.write_bytes(_gzip(_dump(document)) if compressed else _dump(document))
+    _read_all(path, None)
+
+
+column_names = st.sampled_from(
+    [
+        "timestamp",
+        "date",
+        "datetime",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "price",
+        "amount",
+        "qty",
+        "Close",
+        " open ",
+        "x",
+        "",
+    ]
+)
+arrow_columns = st.one_of(
+    st.lists(st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)), max_size=5).map(
+        lambda v: pa.array(v, pa.int64())
+    ),
+    st.lists(st.one_of(st.none(), st.floats()), max_size=5).map(
+        lambda v: pa.array(v, pa.float64())
+    ),
+    st.lists(st.one_of(st.none(), st.text(max_size=6)), max_size=5).map(pa.array),
+    st.lists(st.one_of(st.none(), st.booleans()), max_size=5).map(pa.array),
+    st.lists(st.integers(-(2**62), 2**62), max_size=5).map(
+        lambda v: pa.array(v, pa.timestamp("ms"))
+    ),
+    st.lists(st.lists(st.floats(), max_size=2), max_size=5).map(pa.array),
+)
+
+
+@PROPERTY
+@given(
+    columns=st.lists(st.tuples(column_names, arrow_columns), max_size=8),
+    fmt=st.sampled_from(["parquet", "feather"]),
+)
+def test_any_arrow_table_read_or_validation_error(
+    tmp_path: Path, columns: list[tuple[str, Any]], fmt: str
+) -> None:
+    rows = min((len(array) for _, array in columns), default=0)
+    table = pa.table(
+        [array.slice(0, rows) for _, array in columns], names=[name for name, _ in columns]
+    )
+    path = tmp_path / f"any.{fmt}"
+    if fmt == "parquet":
+        pq.write_table(table, path)
+    else:
+        feather.write_feather(table, path)
     _read_all(path, None)
 
 
