@@ -1,37 +1,25 @@
-"""Fixtures of the security tests: the app engine, cheap KDF/hash parameters, a master."""
+"""Fixtures of the security tests: a user service, vaults (cheap KDF/hash parameters)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import Engine
 
 from cryptotrading.security import KdfParams, MasterSecret, UserService, Vault
-from cryptotrading.stores import Stores
-
-#: Cheap parameters so tests stay fast; the defaults are measured in bench/.
-FAST_KDF = KdfParams(time_cost=1, memory_cost_kib=1024, parallelism=1)
-FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-PASSWORD = "correct horse battery staple"
-MASTER = MasterSecret(b"test-master-secret-0123456789abcdef", "test")
+from tests.security.helpers import FAST_HASHER, FAST_KDF, MASTER, PASSWORD
 
 
 @pytest.fixture
-def engine(stores: Stores) -> Engine:
-    return stores.engine(stores.app)
+def users(app_engine: Engine) -> UserService:
+    return UserService(app_engine, FAST_HASHER)
 
 
 @pytest.fixture
-def users(engine: Engine) -> UserService:
-    return UserService(engine, FAST_HASHER)
-
-
-@pytest.fixture
-def make_vault(engine: Engine) -> Callable[..., Vault]:
+def make_vault(app_engine: Engine) -> Callable[..., Vault]:
     def factory(master: MasterSecret = MASTER, kdf: KdfParams = FAST_KDF) -> Vault:
-        return Vault(engine, master, kdf_params=kdf)
+        return Vault(app_engine, master, kdf_params=kdf)
 
     return factory
 

@@ -7,41 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
-from typer.testing import CliRunner, Result
 
-from cryptotrading.cli import app
 from cryptotrading.models.users import ApiCredential, User
-from cryptotrading.settings import Settings
-from cryptotrading.stores import Stores
-from tests.conftest import SettingsFactory, settings_env
-from tests.security.conftest import PASSWORD
-
-MASTER_KEY = "cli-master-secret-0123456789abcdef"
-API_KEY = "cliKEY-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
-SECRET = "cliSECRET-0a1b2c3d4e5f60718293a4b5c6d7e8f9"
-
-
-class Cli:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.env: dict[str, str | None] = {
-            **settings_env(settings),
-            "CRYPTOTRADING_MASTER_KEY": MASTER_KEY,
-            "CRYPTOTRADING_MASTER_KEY_FILE": None,
-        }
-
-    def __call__(self, *args: str, input: str | None = None, code: int = 0, **env: Any) -> Result:
-        result = CliRunner().invoke(app, list(args), input=input, env={**self.env, **env})
-        assert result.exit_code == code, (args, result.output, result.exception)
-        return result
-
-    def json(self, *args: str, input: str | None = None) -> Any:
-        return json.loads(self(*args, "--json", input=input).stdout)
-
-    def count(self, model: type[User] | type[ApiCredential]) -> int:
-        with Stores(self.settings) as stores, stores.engine(stores.app).connect() as connection:
-            return int(connection.scalar(select(func.count()).select_from(model)) or 0)
+from tests.helpers import SettingsFactory
+from tests.security.helpers import CLI_API_KEY, CLI_SECRET, PASSWORD, Cli, add_alice
 
 
 @pytest.fixture
@@ -49,12 +18,8 @@ def cli(make_settings: SettingsFactory) -> Cli:
     return Cli(make_settings("three"))
 
 
-def _add_alice(cli: Cli) -> None:
-    cli("users", "add", "alice", "--email", "alice@example.com", input=f"{PASSWORD}\n{PASSWORD}\n")
-
-
 def test_users_commands(cli: Cli) -> None:
-    _add_alice(cli)
+    add_alice(cli)
     [listed] = cli.json("users", "list")
     assert listed["username"] == "alice" and "password_hash" not in listed
     assert cli.json("users", "login", "alice", input=f"{PASSWORD}\n")["username"] == "alice"
@@ -98,12 +63,12 @@ def test_users_add_bad_input_writes_nothing(
 
 
 def test_vault_commands(cli: Cli) -> None:
-    _add_alice(cli)
+    add_alice(cli)
     added = cli.json(
         "vault", "add", "--user", "alice", "--service", "binance", "--label", "main",
-        input=f"{API_KEY}\n{SECRET}\n",
+        input=f"{CLI_API_KEY}\n{CLI_SECRET}\n",
     )  # fmt: skip
-    assert added["api_key_masked"] == "********" + API_KEY[-4:] and added["has_secret"]
+    assert added["api_key_masked"] == "********" + CLI_API_KEY[-4:] and added["has_secret"]
     cli(
         "vault", "add", "--user", "alice", "--service", "okx", "--passphrase",
         input="okx-key-0123456789\nokx-secret-0123456789\nokx pass phrase\n",
@@ -113,10 +78,10 @@ def test_vault_commands(cli: Cli) -> None:
     shown = cli("vault", "show", "--user", "alice", "--service", "binance")
     shown_json = cli("vault", "show", "--user", "alice", "--service", "binance", "--json")
     for result_text in (listed.output, masked_json, shown.output, shown_json.output):
-        assert API_KEY not in result_text and SECRET not in result_text
+        assert CLI_API_KEY not in result_text and CLI_SECRET not in result_text
     assert [c["service"] for c in json.loads(masked_json)] == ["binance", "okx"]
     revealed = cli.json("vault", "show", "--user", "alice", "--service", "binance", "--reveal")
-    assert (revealed["apiKey"], revealed["secret"]) == (API_KEY, SECRET)
+    assert (revealed["apiKey"], revealed["secret"]) == (CLI_API_KEY, CLI_SECRET)
     revealed_okx = cli("vault", "show", "--user", "alice", "--service", "okx", "--reveal")
     assert "password: okx pass phrase" in revealed_okx.stdout
     report = cli.json("vault", "rotate-key")
@@ -136,30 +101,56 @@ def test_vault_commands(cli: Cli) -> None:
 
 
 def test_vault_errors_write_nothing(cli: Cli, tmp_path: Path) -> None:
-    _add_alice(cli)
-    cli("vault", "add", "--user", "alice", "--service", "binance", input=f"{API_KEY}\n{SECRET}\n")
+    add_alice(cli)
+    cli(
+        "vault",
+        "add",
+        "--user",
+        "alice",
+        "--service",
+        "binance",
+        input=f"{CLI_API_KEY}\n{CLI_SECRET}\n",
+    )
     cases: list[tuple[tuple[str, ...], str | None, dict[str, Any], int, str]] = [
-        (("--user", "alice", "--service", "kraken"), f"{API_KEY}\n", {}, 5, "stdin ended"),
-        (("--user", "alice", "--service", "kraken"), f"\n{SECRET}\n", {}, 5, "api key is empty"),
-        (("--user", "ghost", "--service", "kraken"), f"{API_KEY}\n{SECRET}\n", {}, 6, "no user"),
-        (("--user", "alice", "--service", "bad name"), f"{API_KEY}\n{SECRET}\n", {}, 5, "service"),
+        (("--user", "alice", "--service", "kraken"), f"{CLI_API_KEY}\n", {}, 5, "stdin ended"),
+        (
+            ("--user", "alice", "--service", "kraken"),
+            f"\n{CLI_SECRET}\n",
+            {},
+            5,
+            "api key is empty",
+        ),
+        (
+            ("--user", "ghost", "--service", "kraken"),
+            f"{CLI_API_KEY}\n{CLI_SECRET}\n",
+            {},
+            6,
+            "no user",
+        ),
+        (
+            ("--user", "alice", "--service", "bad name"),
+            f"{CLI_API_KEY}\n{CLI_SECRET}\n",
+            {},
+            5,
+            "service",
+        ),
         (
             ("--user", "alice", "--service", "binance"),
-            f"{API_KEY}\n{SECRET}\n",
+            f"{CLI_API_KEY}\n{CLI_SECRET}\n",
             {},
             5,
             "already has a credential",
         ),
         (
             ("--user", "alice", "--service", "kraken"),
-            f"{API_KEY}\n{SECRET}\n",
+            f"{CLI_API_KEY}\n{CLI_SECRET}\n",
             {"CRYPTOTRADING_MASTER_KEY": "wrong-master-secret-0123456789"},
             8,
             "does not unlock",
         ),
         (
             ("--user", "alice", "--service", "kraken"),
-            f"{API_KEY}\n{SECRET}\n",
+            f"{CLI_API_KEY}\n{CLI_SECRET}\n",
             {"CRYPTOTRADING_MASTER_KEY": None},
             8,
             "no vault master secret",
@@ -168,7 +159,7 @@ def test_vault_errors_write_nothing(cli: Cli, tmp_path: Path) -> None:
     for args, stdin, env, code, message in cases:
         result = cli("vault", "add", *args, input=stdin, code=code, **env)
         assert message in result.stderr, result.stderr
-        assert SECRET not in result.output and API_KEY not in result.output
+        assert CLI_SECRET not in result.output and CLI_API_KEY not in result.output
         assert cli.count(ApiCredential) == 1
     key_file = tmp_path / "new.key"
     key_file.write_text("rotated-master-secret-0123456789\n")
@@ -183,13 +174,13 @@ def test_vault_errors_write_nothing(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_vault_add_without_secret_line(cli: Cli) -> None:
-    _add_alice(cli)
+    add_alice(cli)
     added = cli.json(
-        "vault", "add", "--user", "alice", "--service", "kraken", input=f"{API_KEY}\n\n"
+        "vault", "add", "--user", "alice", "--service", "kraken", input=f"{CLI_API_KEY}\n\n"
     )
     assert added["has_secret"] is False and added["has_passphrase"] is False
     revealed = cli.json("vault", "show", "--user", "alice", "--service", "kraken", "--reveal")
-    assert revealed == {"username": "alice", "service": "kraken", "apiKey": API_KEY}
+    assert revealed == {"username": "alice", "service": "kraken", "apiKey": CLI_API_KEY}
 
 
 def test_commands_take_no_secret_arguments(cli: Cli) -> None:

@@ -18,12 +18,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
-from typer.testing import CliRunner
 
-from cryptotrading.cli import app
 from cryptotrading.settings import Settings
 from cryptotrading.stores import Stores
-from tests.conftest import SettingsFactory, settings_env
+from tests.helpers import SettingsFactory, invoke, settings_env
 
 MASTER_KEY = "leak-test-master-ZmFjZWIwMGstbWFzdGVyLXNlY3JldA"
 PASSWORD = "leak-test-password-Q7wZ2xR9"
@@ -47,8 +45,7 @@ class Workflow:
     def __call__(
         self, *args: str, stdin: str = "", code: int = 0, reveals: bool = False, **env: str
     ) -> str:
-        result = CliRunner().invoke(app, list(args), input=stdin, env={**self.env, **env})
-        assert result.exit_code == code, (args, result.output, result.exception)
+        result = invoke(self.env, *args, code=code, input=stdin, env=env)
         (self.revealing if reveals else self.outputs).extend([result.stdout, result.stderr])
         return result.stdout
 
@@ -126,6 +123,7 @@ def _backup_contents(directory: Path) -> dict[str, bytes]:
     return contents
 
 
+@pytest.mark.slow  # a full CLI workflow, then every file, dump and log searched
 def test_no_secret_leaks_after_a_full_workflow(
     make_settings: SettingsFactory, tmp_path: Path
 ) -> None:

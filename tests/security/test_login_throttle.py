@@ -13,17 +13,16 @@ from cryptotrading.errors import AuthenticationError, ValidationError
 from cryptotrading.models.caching import CacheEntry
 from cryptotrading.security import UserService
 from cryptotrading.security.login_throttle import LoginPolicy, LoginThrottle, throttle_key
-from tests.conftest import SettingsFactory
-from tests.security.conftest import FAST_HASHER, PASSWORD
-from tests.security.test_cli import Cli, _add_alice
+from tests.helpers import SettingsFactory
+from tests.security.helpers import FAST_HASHER, PASSWORD, Cli, add_alice
 
 WRONG = "not the password at all"
 
 
 @pytest.fixture
-def strict(engine: Engine) -> UserService:
+def strict(app_engine: Engine) -> UserService:
     policy = LoginPolicy(max_failures=3, window=timedelta(minutes=5), lockout=timedelta(minutes=5))
-    service = UserService(engine, FAST_HASHER, login_policy=policy)
+    service = UserService(app_engine, FAST_HASHER, login_policy=policy)
     service.create("alice", "alice@example.com", PASSWORD)
     return service
 
@@ -44,12 +43,12 @@ def test_too_many_failures_lock_even_the_right_password(strict: UserService) -> 
     assert strict.unlock("alice") is False
 
 
-def test_a_success_resets_the_count(strict: UserService, engine: Engine) -> None:
+def test_a_success_resets_the_count(strict: UserService, app_engine: Engine) -> None:
     _fail(strict, "alice", 2)
     strict.authenticate("alice", PASSWORD)
     _fail(strict, "ALICE", 2)  # names count case-insensitively
     assert strict.authenticate("alice", PASSWORD).username == "alice"
-    with engine.connect() as conn:
+    with app_engine.connect() as conn:
         assert conn.scalar(select(CacheEntry.id).where(CacheEntry.cache_key.like("login%"))) is None
 
 
@@ -61,9 +60,9 @@ def test_unknown_names_are_locked_alike(strict: UserService) -> None:
     assert strict.authenticate("alice", PASSWORD).username == "alice"  # others unaffected
 
 
-def test_the_lock_expires(engine: Engine) -> None:
+def test_the_lock_expires(app_engine: Engine) -> None:
     policy = LoginPolicy(max_failures=2, window=timedelta(seconds=1), lockout=timedelta(seconds=1))
-    service = UserService(engine, FAST_HASHER, login_policy=policy)
+    service = UserService(app_engine, FAST_HASHER, login_policy=policy)
     service.create("alice", "alice@example.com", PASSWORD)
     _fail(service, "alice", 2)
     with pytest.raises(AuthenticationError, match="too many"):
@@ -72,12 +71,12 @@ def test_the_lock_expires(engine: Engine) -> None:
     assert service.authenticate("alice", PASSWORD).username == "alice"
 
 
-def test_concurrent_failures_are_all_counted(engine: Engine) -> None:
-    throttle = LoginThrottle(engine, LoginPolicy(max_failures=100))
+def test_concurrent_failures_are_all_counted(app_engine: Engine) -> None:
+    throttle = LoginThrottle(app_engine, LoginPolicy(max_failures=100))
     with ThreadPoolExecutor(4) as pool:
         counts = sorted(pool.map(lambda _: throttle.record_failure("eve"), range(12)))
     assert counts == list(range(1, 13))
-    with engine.connect() as conn:
+    with app_engine.connect() as conn:
         entry = conn.execute(
             select(CacheEntry.value).where(CacheEntry.cache_key == throttle_key("eve"))
         ).scalar_one()
@@ -93,7 +92,7 @@ def test_policy_and_key_validation() -> None:
 
 def test_cli_lock_and_unlock(make_settings: SettingsFactory) -> None:
     cli = Cli(make_settings("three"))
-    _add_alice(cli)
+    add_alice(cli)
     env = {"CRYPTOTRADING_LOGIN_MAX_FAILURES": "2"}
     for _ in range(2):
         cli("users", "login", "alice", input=f"{WRONG}\n", code=7, **env)

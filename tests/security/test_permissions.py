@@ -11,10 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from cryptotrading.cli import app
-from tests.security.conftest import PASSWORD
+from tests.helpers import invoke
+from tests.security.helpers import PASSWORD
 
 
 @pytest.fixture
@@ -37,8 +36,7 @@ def test_init_and_vault_use_owner_only_files(tmp_path: Path, loose_umask: None) 
         "CRYPTOTRADING_LAYOUT": "three",
         "CRYPTOTRADING_MASTER_KEY": "permissions-master-secret-0123456789",
     }
-    runner = CliRunner()
-    assert runner.invoke(app, ["init"], env=env).exit_code == 0
+    invoke(env, "init", code=0)
     assert _mode(data_dir) == 0o700
     databases = sorted(data_dir.glob("*.db"))
     assert [p.name for p in databases] == ["cryptotrading.db", "real_market_data.db", "rex.db"]
@@ -48,6 +46,6 @@ def test_init_and_vault_use_owner_only_files(tmp_path: Path, loose_umask: None) 
         (["users", "add", "alice", "--email", "a@example.com"], f"{PASSWORD}\n{PASSWORD}\n"),
         (["vault", "add", "--user", "alice", "--service", "binance"], "key-0123456789\nsecret\n"),
     ):
-        assert runner.invoke(app, args, input=stdin, env=env).exit_code == 0
+        invoke(env, *args, code=0, input=stdin)
     for path in data_dir.iterdir():  # including any -wal / -shm left behind
         assert _mode(path) & 0o077 == 0, f"{path.name}: {_mode(path):o}"

@@ -20,8 +20,8 @@ from cryptotrading.security import Vault, keyring
 from cryptotrading.security.crypto import SealError, associated_data, open_sealed
 from cryptotrading.settings import Settings
 from cryptotrading.stores import Stores
-from tests.conftest import ROOT, SettingsFactory, settings_env
-from tests.security.conftest import FAST_HASHER, FAST_KDF, MASTER, PASSWORD
+from tests.helpers import ROOT, SettingsFactory, settings_env
+from tests.security.helpers import FAST_HASHER, FAST_KDF, MASTER, PASSWORD
 
 WORKER = Path(__file__).with_name("rotation_worker.py")
 USERS = ("alice", "bob", "carol", "dave")

@@ -9,8 +9,8 @@ import sys
 import termios
 import time
 
-from tests.conftest import ROOT, SettingsFactory, settings_env
-from tests.security.conftest import PASSWORD
+from tests.helpers import ROOT, SettingsFactory, settings_env
+from tests.security.helpers import PASSWORD
 
 SECRET = "terminalSECRET-4f1c9a7e2b"
 API_KEY = "terminalKEY-8d2e6b0c1a"

@@ -20,12 +20,17 @@ from cryptotrading.errors import AuthenticationError, VaultError
 from cryptotrading.security import UserService, Vault
 from cryptotrading.security.login_throttle import LoginPolicy
 from cryptotrading.stores import Stores
-from tests.conftest import SettingsFactory
-from tests.security.conftest import PASSWORD
-from tests.security.test_cli import API_KEY as CLI_API_KEY
-from tests.security.test_cli import SECRET as CLI_SECRET
-from tests.security.test_cli import Cli
-from tests.security.test_vault import API_KEY, OTHER_MASTER, SECRET, _snapshot
+from tests.helpers import SettingsFactory
+from tests.security.helpers import (
+    API_KEY,
+    CLI_API_KEY,
+    CLI_SECRET,
+    OTHER_MASTER,
+    PASSWORD,
+    SECRET,
+    Cli,
+    snapshot,
+)
 
 WRONG_MASTER_ENV = {"CRYPTOTRADING_MASTER_KEY": "wrong-master-secret-0123456789"}
 
@@ -68,30 +73,30 @@ OPERATIONS = [
 
 @pytest.mark.parametrize("operation", OPERATIONS)
 def test_wrong_master_is_refused_and_writes_nothing(
-    vault: Vault, make_vault: Callable[..., Vault], engine: Engine, operation: str
+    vault: Vault, make_vault: Callable[..., Vault], app_engine: Engine, operation: str
 ) -> None:
     vault.add("alice", "binance", API_KEY, SECRET)
-    before = _snapshot(engine)
+    before = snapshot(app_engine)
     intruder = make_vault(OTHER_MASTER)
     with pytest.raises(VaultError, match="does not unlock") as caught:
         _wrong_key_calls(intruder)[operation]()
     assert "master secret" in caught.value.hint
-    assert _snapshot(engine) == before
+    assert snapshot(app_engine) == before
     assert vault.get("alice", "binance").api_key.get_secret_value() == API_KEY
 
 
 @pytest.mark.parametrize("operation", ["list", "verify", "data_keys", "rotate_key"])
 def test_wrong_master_is_refused_by_a_vault_without_credentials(
-    vault: Vault, make_vault: Callable[..., Vault], engine: Engine, operation: str
+    vault: Vault, make_vault: Callable[..., Vault], app_engine: Engine, operation: str
 ) -> None:
     """A key exists but no credential does: nothing to decrypt, the key is still checked
     (a rotation would otherwise retire the real key for one made from the wrong secret)."""
     vault.add("alice", "binance", API_KEY, SECRET)
     vault.remove("alice", "binance")
-    before = _snapshot(engine)
+    before = snapshot(app_engine)
     with pytest.raises(VaultError, match="does not unlock"):
         _wrong_key_calls(make_vault(OTHER_MASTER))[operation]()
-    assert _snapshot(engine) == before
+    assert snapshot(app_engine) == before
     vault.add("alice", "binance", API_KEY, SECRET)  # the real key still works
     assert vault.verify() == 1
 
@@ -116,7 +121,7 @@ def cli(make_settings: SettingsFactory) -> Cli:
 
 def _cli_snapshot(cli: Cli) -> list[Any]:
     with Stores(cli.settings) as stores:
-        return _snapshot(stores.engine(stores.app))
+        return snapshot(stores.engine(stores.app))
 
 
 CLI_COMMANDS: list[tuple[str, ...]] = [
@@ -175,19 +180,19 @@ class SpyHasher(PasswordHasher):
 SPY_PARAMETERS = extract_parameters(PasswordHasher(1, 1024, 1).hash("reference password"))
 
 
-def test_the_dummy_hash_is_ready_when_the_service_is_built(engine: Engine) -> None:
+def test_the_dummy_hash_is_ready_when_the_service_is_built(app_engine: Engine) -> None:
     spy = SpyHasher()
-    service = UserService(engine, spy)
+    service = UserService(app_engine, spy)
     assert extract_parameters(service.dummy_hash) == SPY_PARAMETERS
     assert not spy.check_needs_rehash(service.dummy_hash)
-    assert UserService(engine, spy).dummy_hash != service.dummy_hash  # fresh salt each time
+    assert UserService(app_engine, spy).dummy_hash != service.dummy_hash  # fresh salt each time
 
 
 def test_every_login_path_verifies_exactly_once_at_the_same_parameters(
-    engine: Engine,
+    app_engine: Engine,
 ) -> None:
     spy = SpyHasher()
-    service = UserService(engine, spy, login_policy=LoginPolicy(max_failures=50))
+    service = UserService(app_engine, spy, login_policy=LoginPolicy(max_failures=50))
     service.create("alice", "alice@example.com", PASSWORD)
     service.create("carol", "carol@example.com", PASSWORD)
     service.deactivate("carol")
@@ -211,11 +216,11 @@ def test_every_login_path_verifies_exactly_once_at_the_same_parameters(
         assert spy.hashed == 0, path  # no hash computed on a login (parameters unchanged)
 
 
-def test_a_locked_name_verifies_nothing_whether_or_not_it_exists(engine: Engine) -> None:
+def test_a_locked_name_verifies_nothing_whether_or_not_it_exists(app_engine: Engine) -> None:
     """The lock is counted per name, existing or not, and refuses before any hashing:
     a locked known and a locked unknown name take the same path and message."""
     spy = SpyHasher()
-    service = UserService(engine, spy, login_policy=LoginPolicy(max_failures=2))
+    service = UserService(app_engine, spy, login_policy=LoginPolicy(max_failures=2))
     service.create("alice", "alice@example.com", PASSWORD)
     messages = []
     for username in ("alice", "mallory"):
@@ -231,7 +236,7 @@ def test_a_locked_name_verifies_nothing_whether_or_not_it_exists(engine: Engine)
     assert messages[0] == messages[1]
 
 
-def test_unknown_and_known_logins_take_the_same_time(engine: Engine) -> None:
+def test_unknown_and_known_logins_take_the_same_time(app_engine: Engine) -> None:
     """In-process timing, robust on a loaded machine: each pair runs on a freshly built
     service (so a lazily computed dummy hash would show), the two logins of a pair are
     interleaved in alternating order, and the medians are compared with a tolerance."""
@@ -239,7 +244,7 @@ def test_unknown_and_known_logins_take_the_same_time(engine: Engine) -> None:
     def hasher() -> PasswordHasher:
         return PasswordHasher(time_cost=2, memory_cost=16 * 1024, parallelism=1)
 
-    setup = UserService(engine, hasher())
+    setup = UserService(app_engine, hasher())
     setup.create("alice", "alice@example.com", PASSWORD)
     unknown: list[float] = []
     known: list[float] = []
@@ -252,7 +257,7 @@ def test_unknown_and_known_logins_take_the_same_time(engine: Engine) -> None:
         return time.perf_counter() - started
 
     for pair in range(15):
-        service = UserService(engine, hasher(), login_policy=policy)
+        service = UserService(app_engine, hasher(), login_policy=policy)
         if pair % 2:
             known.append(timed(service, "alice"))
             unknown.append(timed(service, "mallory"))
@@ -277,12 +282,12 @@ hostile_text = st.text(st.characters(exclude_categories=()), max_size=300)
     password=st.one_of(hostile_text, st.text(max_size=2000), st.just(PASSWORD)),
 )
 def test_any_name_and_password_fail_alike_with_one_verification(
-    engine: Engine, username: str, password: str
+    app_engine: Engine, username: str, password: str
 ) -> None:
     """Hostile names and passwords (any Unicode, NUL, huge): one verification at the
     hasher's parameters and the same named error, whether or not the name exists."""
     spy = SpyHasher()
-    service = UserService(engine, spy, login_policy=LoginPolicy(max_failures=10_000))
+    service = UserService(app_engine, spy, login_policy=LoginPolicy(max_failures=10_000))
     if not service.list(include_inactive=True):
         service.create("alice", "alice@example.com", "another good passphrase")
     spy.reset()

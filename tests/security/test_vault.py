@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,22 +16,8 @@ from sqlalchemy.orm import Session
 from cryptotrading.errors import NotFoundError, ValidationError, VaultError
 from cryptotrading.models.security import EncryptionKeyMetadata
 from cryptotrading.models.users import ApiCredential, User
-from cryptotrading.security import MasterSecret, Vault
-from tests.security.conftest import MASTER
-
-API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
-SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
-OTHER_MASTER = MasterSecret(b"another-master-secret-0123456789", "other")
-
-
-def _snapshot(engine: Engine) -> list[Any]:
-    """Every vault-related row, to prove an operation changed nothing."""
-    with Session(engine) as session:
-        rows: list[Any] = []
-        for model in (User, ApiCredential, EncryptionKeyMetadata):
-            for obj in session.scalars(select(model).order_by(model.id)):
-                rows.append(tuple(getattr(obj, column.key) for column in model.__table__.columns))
-        return rows
+from cryptotrading.security import Vault
+from tests.security.helpers import API_KEY, MASTER, OTHER_MASTER, SECRET, snapshot
 
 
 def _credential(engine: Engine, username: str, service: str) -> ApiCredential:
@@ -47,7 +32,7 @@ def _credential(engine: Engine, username: str, service: str) -> ApiCredential:
         return row
 
 
-def test_round_trip(vault: Vault, engine: Engine) -> None:
+def test_round_trip(vault: Vault, app_engine: Engine) -> None:
     summary = vault.add("alice", "Binance", API_KEY, SECRET, passphrase="pass phrase!", label="l1")
     assert summary.service == "binance" and summary.api_key_masked == "********" + API_KEY[-4:]
     assert summary.has_secret and summary.has_passphrase and summary.key_id
@@ -57,13 +42,13 @@ def test_round_trip(vault: Vault, engine: Engine) -> None:
     assert creds.ccxt_config() == {"apiKey": API_KEY, "secret": SECRET, "password": "pass phrase!"}
     for text in (repr(creds), str(creds), repr(summary), repr(vault), str(summary.as_dict())):
         assert API_KEY not in text and SECRET not in text
-    row = _credential(engine, "alice", "binance")
+    row = _credential(app_engine, "alice", "binance")
     assert row.last_used_at is not None and row.key_id == summary.key_id
     for blob in (row.api_key_encrypted, row.api_secret_encrypted, row.passphrase_encrypted):
         assert blob is not None
         assert API_KEY.encode() not in blob and SECRET.encode() not in blob
     # a second vault object (a new process) derives the same key from the master
-    assert Vault(engine, MASTER).get("alice", "binance").ccxt_config()["secret"] == SECRET
+    assert Vault(app_engine, MASTER).get("alice", "binance").ccxt_config()["secret"] == SECRET
 
 
 secret_text = st.text(min_size=1, max_size=300).filter(lambda value: bool(value.strip()))
@@ -118,13 +103,13 @@ def test_list_and_describe_are_masked(vault: Vault) -> None:
     ],
 )
 def test_bad_input_writes_nothing(
-    vault: Vault, engine: Engine, args: tuple[str, ...], error: type[Exception], problem: str
+    vault: Vault, app_engine: Engine, args: tuple[str, ...], error: type[Exception], problem: str
 ) -> None:
-    before = _snapshot(engine)
+    before = snapshot(app_engine)
     with pytest.raises(error, match=problem) as caught:
         vault.add(*args)
     assert SECRET not in str(caught.value) and API_KEY not in str(caught.value)
-    assert _snapshot(engine) == before
+    assert snapshot(app_engine) == before
 
 
 def test_duplicate_needs_replace(vault: Vault) -> None:
@@ -138,10 +123,10 @@ def test_duplicate_needs_replace(vault: Vault) -> None:
     }
 
 
-def test_remove_erases_ciphertext_and_keeps_the_row(vault: Vault, engine: Engine) -> None:
+def test_remove_erases_ciphertext_and_keeps_the_row(vault: Vault, app_engine: Engine) -> None:
     vault.add("alice", "binance", API_KEY, SECRET)
     vault.remove("alice", "binance")
-    row = _credential(engine, "alice", "binance")
+    row = _credential(app_engine, "alice", "binance")
     assert row.deleted_at is not None and not row.is_active
     assert row.api_key_encrypted == b"" and row.api_secret_encrypted is None
     assert vault.list() == []
@@ -154,10 +139,10 @@ def test_remove_erases_ciphertext_and_keeps_the_row(vault: Vault, engine: Engine
 
 
 def test_wrong_master_secret_fails_and_changes_nothing(
-    vault: Vault, engine: Engine, make_vault: Callable[..., Vault]
+    vault: Vault, app_engine: Engine, make_vault: Callable[..., Vault]
 ) -> None:
     vault.add("alice", "binance", API_KEY, SECRET)
-    before = _snapshot(engine)
+    before = snapshot(app_engine)
     wrong = make_vault(OTHER_MASTER)
     for attempt in (
         lambda: wrong.unlock(),
@@ -171,16 +156,16 @@ def test_wrong_master_secret_fails_and_changes_nothing(
             attempt()
         assert "CRYPTOTRADING_MASTER_KEY" in caught.value.hint
         assert SECRET not in str(caught.value)
-    assert _snapshot(engine) == before
+    assert snapshot(app_engine) == before
 
 
-def test_tampered_ciphertext_is_detected(vault: Vault, engine: Engine) -> None:
+def test_tampered_ciphertext_is_detected(vault: Vault, app_engine: Engine) -> None:
     vault.add("alice", "binance", API_KEY, SECRET)
-    row = _credential(engine, "alice", "binance")
+    row = _credential(app_engine, "alice", "binance")
     assert row.api_secret_encrypted is not None
     tampered = bytearray(row.api_secret_encrypted)
     tampered[-20] ^= 0x01
-    with engine.begin() as connection:
+    with app_engine.begin() as connection:
         connection.execute(
             update(ApiCredential)
             .where(ApiCredential.id == row.id)
@@ -194,15 +179,15 @@ def test_tampered_ciphertext_is_detected(vault: Vault, engine: Engine) -> None:
 
 
 def test_ciphertext_moved_to_another_row_or_field_does_not_decrypt(
-    vault: Vault, engine: Engine
+    vault: Vault, app_engine: Engine
 ) -> None:
     vault.add("alice", "binance", API_KEY, SECRET)
     vault.add("bob", "binance", "bob-key-0123456789", "bob-secret-0123456789")
     vault.add("alice", "kraken", "kraken-key-0123456789", "kraken-secret-0123456789")
-    alice = _credential(engine, "alice", "binance")
-    bob = _credential(engine, "bob", "binance")
-    kraken = _credential(engine, "alice", "kraken")
-    with engine.begin() as connection:  # alice's binance blobs pasted into bob's row
+    alice = _credential(app_engine, "alice", "binance")
+    bob = _credential(app_engine, "bob", "binance")
+    kraken = _credential(app_engine, "alice", "kraken")
+    with app_engine.begin() as connection:  # alice's binance blobs pasted into bob's row
         connection.execute(
             update(ApiCredential)
             .where(ApiCredential.id == bob.id)
@@ -230,14 +215,14 @@ def test_ciphertext_moved_to_another_row_or_field_does_not_decrypt(
 
 
 def test_rotation_reencrypts_everything_and_retires_the_old_key(
-    vault: Vault, engine: Engine, make_vault: Callable[..., Vault]
+    vault: Vault, app_engine: Engine, make_vault: Callable[..., Vault]
 ) -> None:
     vault.add("alice", "binance", API_KEY, SECRET)
     vault.add("bob", "kraken", "bob-key-0123456789", "bob-secret-0123456789", passphrase="pp")
     vault.add("bob", "okx", "removed-0123456789", "removed")
     vault.remove("bob", "okx")
     old_key = vault.unlock()
-    old_blob = _credential(engine, "alice", "binance").api_secret_encrypted
+    old_blob = _credential(app_engine, "alice", "binance").api_secret_encrypted
     seen: list[tuple[int, int]] = []
     report = vault.rotate_key(progress=lambda done, total: seen.append((done, total)))
     assert report.retired_key_ids == [old_key] and report.credentials == 2
@@ -245,7 +230,7 @@ def test_rotation_reencrypts_everything_and_retires_the_old_key(
     keys = {k.key_id: k for k in vault.data_keys()}
     assert keys[old_key].status == "retired" and keys[old_key].retired_at is not None
     assert keys[report.new_key_id].status == "active" and keys[report.new_key_id].credentials == 2
-    row = _credential(engine, "alice", "binance")
+    row = _credential(app_engine, "alice", "binance")
     assert row.key_id == report.new_key_id and row.api_secret_encrypted != old_blob
     fresh = make_vault()  # a new process with the same master secret
     assert fresh.get("alice", "binance").ccxt_config() == {"apiKey": API_KEY, "secret": SECRET}
@@ -267,24 +252,24 @@ def test_rotation_to_a_new_master_secret(vault: Vault, make_vault: Callable[...,
         make_vault(MASTER).list()
 
 
-def test_failed_rotation_changes_nothing(vault: Vault, engine: Engine) -> None:
+def test_failed_rotation_changes_nothing(vault: Vault, app_engine: Engine) -> None:
     vault.add("alice", "binance", API_KEY, SECRET)
     vault.add("bob", "binance", API_KEY[::-1], SECRET[::-1])
-    bob = _credential(engine, "bob", "binance")
+    bob = _credential(app_engine, "bob", "binance")
     assert bob.api_key_encrypted is not None
-    with engine.begin() as connection:
+    with app_engine.begin() as connection:
         connection.execute(
             update(ApiCredential)
             .where(ApiCredential.id == bob.id)
             .values(api_key_encrypted=bob.api_key_encrypted[:-1] + b"\x00")
         )
-    before = _snapshot(engine)
+    before = snapshot(app_engine)
     with pytest.raises(VaultError, match="altered or moved"):
         vault.rotate_key()
-    assert _snapshot(engine) == before  # no new key row, nothing re-encrypted or retired
+    assert snapshot(app_engine) == before  # no new key row, nothing re-encrypted or retired
 
 
-def test_first_use_creates_exactly_one_active_key(vault: Vault, engine: Engine) -> None:
+def test_first_use_creates_exactly_one_active_key(vault: Vault, app_engine: Engine) -> None:
     assert vault.unlock() is None and vault.data_keys() == []
     vault.add("alice", "binance", API_KEY, SECRET)
     vault.add("bob", "binance", API_KEY, SECRET)
@@ -292,14 +277,14 @@ def test_first_use_creates_exactly_one_active_key(vault: Vault, engine: Engine) 
     assert key.status == "active" and key.credentials == 2
     assert key.kdf == "argon2id" and key.algorithm == "AES-256-GCM"
     assert key.kdf_params["memory_cost_kib"] == 1024
-    with Session(engine) as session:
+    with Session(app_engine) as session:
         row = session.scalar(select(EncryptionKeyMetadata))
         assert row is not None and len(row.salt) == 16 and row.key_check is not None
 
 
-def test_two_active_keys_are_refused(vault: Vault, engine: Engine) -> None:
+def test_two_active_keys_are_refused(vault: Vault, app_engine: Engine) -> None:
     vault.add("alice", "binance", API_KEY, SECRET)
-    with engine.begin() as connection:
+    with app_engine.begin() as connection:
         connection.execute(
             EncryptionKeyMetadata.__table__.insert().values(
                 key_id="vk-intruder",
@@ -314,7 +299,7 @@ def test_two_active_keys_are_refused(vault: Vault, engine: Engine) -> None:
     with pytest.raises(VaultError, match="2 active keys") as caught:
         vault.add("bob", "binance", API_KEY, SECRET)
     assert "rotate-key" in caught.value.hint
-    with Session(engine) as session:
+    with Session(app_engine) as session:
         assert session.scalar(select(func.count()).select_from(ApiCredential)) == 1
     report = vault.rotate_key()  # the documented repair
     assert sorted(report.retired_key_ids)[1] == "vk-intruder"
