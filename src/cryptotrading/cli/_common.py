@@ -7,7 +7,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from cryptotrading.common.clock import iso
 from cryptotrading.errors import CryptotradingError
 from cryptotrading.settings import Settings, load_settings
 from cryptotrading.stores import Stores
@@ -74,7 +75,7 @@ def json_value(value: Any) -> Any:
     offset (naive ones are UTC), dates as ``YYYY-MM-DD``, anything else (Decimal,
     Path, UUID) as its string."""
     if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+        return iso(value)
     if isinstance(value, date):
         return value.isoformat()
     return str(value)

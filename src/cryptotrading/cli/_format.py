@@ -12,8 +12,8 @@ import typer
 from sqlalchemy import Engine
 
 from cryptotrading.cli._common import open_stores, print_table
+from cryptotrading.common.clock import parse_time
 from cryptotrading.errors import ValidationError
-from cryptotrading.trading.clock import parse_time
 
 #: Options several command groups declare alike.
 UserOption = typer.Option(..., "--user", help="User id or username.")

@@ -29,6 +29,7 @@ from cryptotrading.cli._format import (
     display_number,
     display_time,
 )
+from cryptotrading.common.clock import iso_ms
 from cryptotrading.errors import ValidationError
 from cryptotrading.market.candles import COLUMNS, Candles
 from cryptotrading.market.formats import (
@@ -46,7 +47,6 @@ from cryptotrading.market.importer import (
 from cryptotrading.market.quality import find_gaps, quality_pass
 from cryptotrading.market.store import MarketStore
 from cryptotrading.market.tickers import aggregate, fetch_and_store
-from cryptotrading.market.validation import iso
 from cryptotrading.ops.archive import (
     archive_time_series,
     parse_age,
@@ -329,7 +329,15 @@ def list_command(ctx: typer.Context, as_json: bool = JsonOption) -> None:
             "time_series",
             ("symbol", "timeframe", "exchange", "candles", "archived", "first (UTC)", "last (UTC)"),
             [
-                (s.symbol, s.timeframe, s.exchange, s.rows, s.archived, iso(s.first), iso(s.last))
+                (
+                    s.symbol,
+                    s.timeframe,
+                    s.exchange,
+                    s.rows,
+                    s.archived,
+                    iso_ms(s.first),
+                    iso_ms(s.last),
+                )
                 for s in series
             ],
         ),
@@ -362,7 +370,7 @@ def gaps_command(
         lambda: print_table(
             f"gaps of {symbol} {timeframe}",
             ("from (UTC)", "to (UTC, exclusive)", "missing candles"),
-            [(iso(g.start), iso(g.end), g.missing) for g in found],
+            [(iso_ms(g.start), iso_ms(g.end), g.missing) for g in found],
             caption=f"{len(found)} gaps, {sum(g.missing for g in found)} candles missing",
         ),
     )
@@ -460,7 +468,7 @@ def download_command(
         "resumed_from": result.resumed_from,
         "job_id": result.job_id,
     }
-    resumed = f" (resumed from {iso(result.resumed_from)})" if result.resumed_from else ""
+    resumed = f" (resumed from {iso_ms(result.resumed_from)})" if result.resumed_from else ""
     emit(
         as_json,
         payload,

@@ -22,7 +22,7 @@ from cryptotrading.cli._format import (
     time_option,
 )
 from cryptotrading.intelligence import registry
-from cryptotrading.intelligence.views import prediction_as_dict
+from cryptotrading.intelligence.views import model_as_dict, prediction_as_dict
 
 models_app = typer.Typer(
     cls=ErrorReportingGroup, no_args_is_help=True, help="ML model registry and predictions."
@@ -58,7 +58,7 @@ def register(
         parameters=json_object_option(params, "--params"),
         description=description,
     )
-    data = registry.model_as_dict(model)
+    data = model_as_dict(model)
     emit(as_json, data, lambda: console.print(f"registered {name} {version} (staging)"))
 
 
@@ -73,7 +73,7 @@ def promote(
     model = registry.promote(open_app_engine(ctx), name, version)
     emit(
         as_json,
-        registry.model_as_dict(model),
+        model_as_dict(model),
         lambda: console.print(f"{name} {version} is in production"),
     )
 
@@ -90,7 +90,7 @@ def stage(
     model = registry.set_stage(open_app_engine(ctx), name, version, new_stage)
     emit(
         as_json,
-        registry.model_as_dict(model),
+        model_as_dict(model),
         lambda: console.print(f"{name} {version} is {model.stage}"),
     )
 
@@ -105,7 +105,7 @@ def list_(
     models = registry.list_models(open_app_engine(ctx), name)
     emit(
         as_json,
-        [registry.model_as_dict(m) for m in models],
+        [model_as_dict(m) for m in models],
         lambda: print_table(
             "models",
             ["name", "version", "stage", "framework", "sha256", "evaluation"],

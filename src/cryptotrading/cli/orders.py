@@ -22,10 +22,10 @@ from cryptotrading.cli._format import (
     print_record,
     time_option,
 )
+from cryptotrading.common.views import decimal_text
 from cryptotrading.models.trading import TradingOrder
 from cryptotrading.trading import orders as service
 from cryptotrading.trading.accounts import resolve_user
-from cryptotrading.trading.money import as_text
 from cryptotrading.trading.portfolio import position_as_dict
 
 OrderIdArgument = typer.Argument(..., help="Order id (ord-...).")
@@ -198,9 +198,9 @@ def list_(
                     o.side,
                     o.order_type,
                     o.status,
-                    as_text(o.amount),
-                    as_text(o.filled_amount),
-                    as_text(o.average_fill_price),
+                    decimal_text(o.amount),
+                    decimal_text(o.filled_amount),
+                    decimal_text(o.average_fill_price),
                 )
                 for o in found
             ],

@@ -18,9 +18,9 @@ from cryptotrading.cli._common import (
     print_table,
 )
 from cryptotrading.cli._format import json_object_option, open_app_engine, print_record
+from cryptotrading.common.views import row_view
 from cryptotrading.services import agents, code_scan, factors
 from cryptotrading.services.cache import Cache
-from cryptotrading.services.views import as_dict
 
 services_app = typer.Typer(
     cls=ErrorReportingGroup,
@@ -48,7 +48,7 @@ def agents_list(
 ) -> None:
     """List registered agents."""
     rows = [
-        as_dict(a)
+        row_view(a)
         for a in agents.list_agents(open_app_engine(ctx), include_inactive=include_inactive)
     ]
     emit(
@@ -94,7 +94,7 @@ def agents_register(
         endpoint=endpoint,
         config=json_object_option(config, "--config"),
     )
-    data = as_dict(agent)
+    data = row_view(agent)
     emit(as_json, data, lambda: print_record(f"agent {agent.agent_id}", data))
 
 
@@ -119,7 +119,7 @@ def agents_send(
         priority=priority,
         correlation_id=correlation_id,
     )
-    data = as_dict(message)
+    data = row_view(message)
     emit(as_json, data, lambda: print_record(f"message {message.message_id}", data))
 
 
@@ -140,7 +140,7 @@ def agents_inbox(
         messages = agents.claim_messages(engine, agent_id, limit=limit)
         if ack:
             messages = [agents.acknowledge(engine, m.message_id) for m in messages]
-    rows = [as_dict(m) for m in messages]
+    rows = [row_view(m) for m in messages]
     emit(
         as_json,
         rows,
@@ -170,7 +170,7 @@ def agents_ack(
     as_json: bool = JsonOption,
 ) -> None:
     """Acknowledge a delivered message (delivered -> processed)."""
-    data = as_dict(agents.acknowledge(open_app_engine(ctx), message_id))
+    data = row_view(agents.acknowledge(open_app_engine(ctx), message_id))
     emit(as_json, data, lambda: console.print(f"message {message_id} processed"))
 
 

@@ -39,8 +39,11 @@ def maybe_utc(value: object, what: str = "time") -> datetime | None:
 
 
 def iso(value: datetime | None) -> str | None:
-    """ISO-8601 text of *value* (``2021-01-04T10:00:00+00:00``), or None."""
-    return None if value is None else value.isoformat()
+    """ISO-8601 text of *value* with ``T`` and an offset (``2021-01-04T10:00:00+00:00``;
+    a naive *value* is UTC), or None."""
+    if value is None:
+        return None
+    return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).isoformat()
 
 
 def iso_ms(timestamp_ms: int) -> str:

@@ -402,18 +402,3 @@ def evaluate_model(engine: Engine, name: str, version: str | None = None) -> dic
         metrics["count"] = len(rows)
         model.performance_metrics = {**(model.performance_metrics or {}), "evaluation": metrics}
         return metrics
-
-
-def model_as_dict(model: MLModel) -> dict[str, Any]:
-    return {
-        "id": model.id,
-        "model_name": model.model_name,
-        "version": model.version,
-        "stage": model.stage,
-        "framework": model.framework,
-        "artifact_path": model.artifact_path,
-        "artifact_sha256": model.artifact_sha256,
-        "performance_metrics": model.performance_metrics,
-        "parameters": model.parameters,
-        "description": model.description,
-    }

@@ -17,12 +17,12 @@ from typing import Any
 
 import ccxt
 
+from cryptotrading.common.clock import iso_ms
 from cryptotrading.errors import CryptotradingError, ValidationError
 from cryptotrading.market.backend import BatchMark
 from cryptotrading.market.jobs import JobRecorder
 from cryptotrading.market.store import MarketStore, TimeLike, to_epoch_ms
 from cryptotrading.market.timeframes import parse_timeframe
-from cryptotrading.market.validation import iso
 
 #: Called after each committed page with (candles so far, percentage done).
 Progress = Callable[[int, float], None]
@@ -115,7 +115,7 @@ def download_ohlcv(
     end = int(exchange.milliseconds()) if end is None else end
     if end <= start:
         raise ValidationError(
-            f"--until ({iso(end)}) is not after --since ({iso(start)})",
+            f"--until ({iso_ms(end)}) is not after --since ({iso_ms(start)})",
             hint="Give an end date later than the start date.",
         )
     start = frame.ceil(start)

@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
+from cryptotrading.common.clock import iso_ms
 from cryptotrading.db.session import unit_of_work
 from cryptotrading.market.candles import Candles
 from cryptotrading.market.store import MarketStore, TimeLike
 from cryptotrading.market.timeframes import Timeframe, parse_timeframe
-from cryptotrading.market.validation import iso
 from cryptotrading.models.quality import DataIngestionJob, DataQualityMetric
 
 LOCAL_SOURCE = "local"
@@ -41,7 +41,7 @@ class Gap:
     missing: int
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "start_iso": iso(self.start), "end_iso": iso(self.end)}
+        return {**asdict(self), "start_iso": iso_ms(self.start), "end_iso": iso_ms(self.end)}
 
 
 def gaps_in(candles: Candles, frame: Timeframe) -> list[Gap]:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import numpy as np
 import numpy.typing as npt
 
+from cryptotrading.common.clock import iso_ms
 from cryptotrading.errors import ValidationError
 from cryptotrading.market.candles import PRICE_COLUMNS, Candles
 from cryptotrading.market.timeframes import Timeframe
@@ -15,16 +14,6 @@ MAX_NAME = 32
 #: Candle and trade times must lie in [1970-01-01, 2100-01-01) UTC, epoch ms.
 MIN_TIMESTAMP = 0
 END_TIMESTAMP = 4_102_444_800_000
-
-
-def iso(timestamp_ms: int) -> str:
-    """``2021-01-01T00:00:00Z`` for an epoch-ms timestamp (``<N> ms`` when the
-    calendar cannot show it); never raises, so error messages can always use it."""
-    try:
-        moment = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
-    except (OverflowError, OSError, ValueError):
-        return f"{timestamp_ms} ms (outside the calendar)"
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def outside_calendar(timestamps: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
@@ -96,7 +85,7 @@ def validate_candles(candles: Candles, timeframe: Timeframe) -> None:
         return
     row, describe = min(problems, key=lambda problem: problem[0])
     raise ValidationError(
-        f"row {row} (timestamp {int(ts[row])} = {iso(int(ts[row]))}): {describe}; "
+        f"row {row} (timestamp {int(ts[row])} = {iso_ms(int(ts[row]))}): {describe}; "
         "nothing was written",
         hint=f"Fix or drop that row (candles must be sorted, unique, on the {timeframe.name} "
         "grid, from 1970 to 2099 UTC, with finite positive prices and "

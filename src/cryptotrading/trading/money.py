@@ -82,13 +82,3 @@ def storable(value: Decimal, what: str) -> Decimal:
             hint="Check the units of amounts and prices; nothing was written.",
         )
     return value
-
-
-def as_text(value: Decimal | None) -> str | None:
-    """Plain (non-scientific) text of *value* without trailing zeros, or None."""
-    if value is None:
-        return None
-    if value == 0:
-        return "0"
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
