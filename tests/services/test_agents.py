@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
-from cryptotrading.db import utcnow
+from cryptotrading.common.clock import utcnow
 from cryptotrading.errors import NotFoundError, ValidationError
 from cryptotrading.models.agents import (
     A2AAgent,

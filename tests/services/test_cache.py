@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
-from cryptotrading.db import utcnow
+from cryptotrading.common.clock import utcnow
 from cryptotrading.errors import ValidationError
 from cryptotrading.models.caching import CacheEntry, FeatureCache, HistoricalDataCache
 from cryptotrading.services.cache import Cache, query_hash

@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from cryptotrading.db import utcnow
+from cryptotrading.common.clock import utcnow
 from cryptotrading.models.agents import A2AMessage
 from cryptotrading.models.analytics import SentimentData
 from cryptotrading.models.caching import CacheEntry

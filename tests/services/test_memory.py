@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from cryptotrading.db import utcnow
+from cryptotrading.common.clock import utcnow
 from cryptotrading.errors import NotFoundError, ValidationError
 from cryptotrading.models.memory import (
     ConversationHistory,

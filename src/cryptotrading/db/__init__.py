@@ -1,6 +1,7 @@
-"""Database layer: engines, portable types, the declarative base, units of work."""
+"""Database layer: engines, portable types, the declarative base, units of work and
+statement timing (:mod:`cryptotrading.db.timing`). The UTC clock is
+:mod:`cryptotrading.common.clock`."""
 
-from cryptotrading.common.clock import utcnow
 from cryptotrading.db.base import Base
 from cryptotrading.db.engine import READ_ONLY, backend_of, create_store_engine, mask_url
 from cryptotrading.db.session import translate_errors, unit_of_work
@@ -13,5 +14,4 @@ __all__ = [
     "mask_url",
     "translate_errors",
     "unit_of_work",
-    "utcnow",
 ]
