@@ -27,13 +27,13 @@ from cryptotrading.cli import app
 from cryptotrading.db.engine import backend_of
 from cryptotrading.errors import ConfigurationError, ValidationError
 from cryptotrading.market import MarketStore
+from cryptotrading.market.archive import MAX_AGE, parse_age
 from cryptotrading.market.formats import EXPORT_FORMATS, export_format
-from cryptotrading.ops.archive import MAX_AGE, parse_age
 from cryptotrading.ops.info import info
 from cryptotrading.outputs import check_output
 from cryptotrading.settings import CONFIG_ENV, Settings, load_settings
 from cryptotrading.stores import Stores
-from tests.conftest import ROOT, SettingsFactory, settings_env
+from tests.helpers import ROOT, SettingsFactory, settings_env
 from tests.market.conftest import BINANCE, load_rows
 
 runner = CliRunner()
