@@ -69,7 +69,7 @@ def import_file(
     validate_candles(candles, frame)
     params = {"path": str(path), "format": fmt, "rows": len(candles), "batch_size": batch_size}
     return _write_batches(
-        market, path, fmt, candles, symbol, frame.name, exchange, batch_size, params, progress
+        market, path, fmt, candles, symbol, frame, exchange, batch_size, params, progress
     )
 
 
@@ -92,6 +92,7 @@ def import_trades_file(
     if len(trades) == 0:
         raise no_data(path, "trades")
     candles = trades_to_candles(trades, frame)
+    validate_candles(candles, frame)  # once for the whole file; batches are not re-checked
     params = {
         "path": str(path),
         "format": fmt,
@@ -101,7 +102,7 @@ def import_trades_file(
         "batch_size": batch_size,
     }
     return _write_batches(
-        market, path, fmt, candles, symbol, frame.name, exchange, batch_size, params, progress
+        market, path, fmt, candles, symbol, frame, exchange, batch_size, params, progress
     )
 
 
@@ -123,7 +124,7 @@ def _write_batches(
     fmt: str,
     candles: Candles,
     symbol: str,
-    timeframe: str,
+    frame: Timeframe,
     exchange: str,
     batch_size: int,
     params: dict[str, Any],
@@ -135,7 +136,7 @@ def _write_batches(
         job_type="import",
         source=exchange or None,
         symbol=symbol,
-        timeframe=timeframe,
+        timeframe=frame.name,
         params=params,
         committed=market.committed_batches,
     )
@@ -143,10 +144,10 @@ def _write_batches(
     try:
         for begin in range(0, total, batch_size):
             batch = candles.slice(begin, begin + batch_size)
-            result = market.write_ohlcv(
+            result = market.write_validated(
                 batch,
                 symbol=symbol,
-                timeframe=timeframe,
+                timeframe=frame,
                 exchange=exchange,
                 batch=BatchMark(job.job_id, batches),
             )

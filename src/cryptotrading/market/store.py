@@ -151,9 +151,26 @@ class MarketStore:
         check_names(symbol, exchange)
         candles = to_candles(data)
         validate_candles(candles, frame)
+        return self.write_validated(
+            candles, symbol=symbol, timeframe=frame, exchange=exchange, batch=batch
+        )
+
+    def write_validated(
+        self,
+        candles: Candles,
+        *,
+        symbol: str,
+        timeframe: Timeframe,
+        exchange: str = "",
+        batch: BatchMark | None = None,
+    ) -> WriteResult:
+        """Upsert candles that :func:`~cryptotrading.market.validation.validate_candles`
+        and :func:`~cryptotrading.market.validation.check_names` already accepted (the
+        importer checks a whole file once, then writes it in batches)."""
         candles = without_negative_zero(candles)
         if len(candles) == 0:
             return WriteResult(0, 0)
+        frame = timeframe
         now = int(time.time() * 1000)
         with self._translated():
             changed = self._backend.write(symbol, frame.name, exchange, candles, now, batch)
