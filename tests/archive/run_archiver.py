@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptotrading.db.engine import create_store_engine
-from cryptotrading.ops.archive import archive_time_series
+from cryptotrading.market.archive import archive_time_series
 
 if __name__ == "__main__":
     url, archive_dir, now_ms = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])

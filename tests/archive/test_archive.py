@@ -18,9 +18,14 @@ import pytest
 from sqlalchemy import Engine, text
 
 from cryptotrading.errors import StoreError, ValidationError
+from cryptotrading.market import archive
+from cryptotrading.market.archive import (
+    archive_time_series,
+    parse_age,
+    read_archive,
+    verify_archive,
+)
 from cryptotrading.models import TimeSeries
-from cryptotrading.ops import archive
-from cryptotrading.ops.archive import archive_time_series, parse_age, read_archive, verify_archive
 from cryptotrading.stores import Stores
 
 PAIRS = ("BTC_USDT", "ETH_USDT", "LTC_USDT")

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import text
 
 from cryptotrading.market import MarketStore
-from cryptotrading.ops.archive import archive_time_series
+from cryptotrading.market.archive import archive_time_series
 from cryptotrading.stores import Stores
 from tests.market.conftest import load_rows
 from tests.market.test_import_cli import cli, cli_json

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from cryptotrading.cli import app
 from cryptotrading.errors import NotFoundError, ValidationError
 from cryptotrading.market import MarketStore
+from cryptotrading.market.archive import archive_time_series, verify_archive
 from cryptotrading.ops import backup, health
-from cryptotrading.ops.archive import archive_time_series, verify_archive
 from cryptotrading.stores import Stores
 from tests.conftest import settings_env
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import sys
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,12 @@ from cryptotrading.cli._format import (
 )
 from cryptotrading.common.clock import iso_ms
 from cryptotrading.errors import ValidationError
+from cryptotrading.market.archive import (
+    archive_time_series,
+    parse_age,
+    plan_archive,
+    verify_archive,
+)
 from cryptotrading.market.candles import COLUMNS, Candles
 from cryptotrading.market.formats import (
     EXPORT_FORMATS,
@@ -47,12 +52,6 @@ from cryptotrading.market.importer import (
 from cryptotrading.market.quality import find_gaps, quality_pass
 from cryptotrading.market.store import MarketStore
 from cryptotrading.market.tickers import aggregate, fetch_and_store
-from cryptotrading.ops.archive import (
-    archive_time_series,
-    parse_age,
-    plan_archive,
-    verify_archive,
-)
 from cryptotrading.outputs import check_output
 
 market_app = typer.Typer(
@@ -538,9 +537,7 @@ def aggregate_command(
     as_json: bool = JsonOption,
 ) -> None:
     """Aggregate the newest stored quote of every source into aggregated_market_data."""
-    result = aggregate(
-        open_stores(ctx), symbol, max_age=timedelta(seconds=max_age), outlier_pct=outlier_pct
-    ).as_dict()
+    result = aggregate(open_stores(ctx), symbol, max_age=max_age, outlier_pct=outlier_pct).as_dict()
     emit(as_json, result, lambda: _print_aggregates([result]))
 
 

@@ -1,6 +1,7 @@
 """The market-data engine: candles in ``time_series`` (write, read at any timeframe,
 import/export, ccxt download), tickers and cross-exchange aggregation, gaps and
-data quality."""
+data quality, and the Parquet archive of old candles (``archive`` writes it,
+``archived`` merges it into reads)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Transparent reads over the hot store and the Parquet archive.
 
-The archive (:mod:`cryptotrading.ops.archive`, written by ``market archive``) keeps
+The archive (:mod:`cryptotrading.market.archive`, written by ``market archive``) keeps
 old candles as ``exchange=E/symbol=S/timeframe=T/month=YYYY-MM/candles.parquet``.
 Reads merge it with ``time_series``; a candle present in both (a crash between
 archiving and deleting) is taken from the hot store.
@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from cryptotrading.market.archive import partition_files, read_archive
 from cryptotrading.market.candles import COLUMNS, Candles
-from cryptotrading.ops.archive import partition_files, read_archive
 
 
 def archived_series(archive_dir: Path) -> dict[tuple[str, str, str], tuple[int, int, int]]:

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from cryptotrading.errors import ValidationError
-from cryptotrading.ops.archive import FILE_NAME, MANIFEST_NAME, verify_archive
+from cryptotrading.market.archive import FILE_NAME, MANIFEST_NAME, verify_archive
 from cryptotrading.stores import Stores
 
 #: The name under which the archive appears in ``backup create|list --store``.

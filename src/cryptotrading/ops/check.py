@@ -14,8 +14,8 @@ from sqlalchemy import Connection, exists, func, select
 from cryptotrading import migrations
 from cryptotrading.db.engine import READ_ONLY
 from cryptotrading.db.session import translate_errors
+from cryptotrading.market.archive import verify_archive
 from cryptotrading.models import lineage_tables, metadata
-from cryptotrading.ops.archive import verify_archive
 from cryptotrading.stores import Store, Stores
 
 

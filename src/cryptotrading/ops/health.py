@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, insert, select
 from cryptotrading.db import timing
 from cryptotrading.db.engine import READ_ONLY
 from cryptotrading.db.session import translate_errors
+from cryptotrading.market.archive import partition_files
 from cryptotrading.models import (
     DataQualityMetric,
     MonitoringEvent,
@@ -27,7 +28,6 @@ from cryptotrading.models import (
     SystemMetric,
 )
 from cryptotrading.ops import replication
-from cryptotrading.ops.archive import partition_files
 from cryptotrading.ops.health_readings import (
     HostHealth,
     StoreHealth,

@@ -146,7 +146,7 @@ def _backup_weekly(stores: Stores, options: RunOptions) -> dict[str, Any]:
 def _archive(stores: Stores, _options: RunOptions) -> dict[str, Any]:
     """``market archive --older-than 90d`` into ``<data dir>/archive`` (the directory
     the market store merges into its reads)."""
-    from cryptotrading.ops.archive import archive_time_series  # pyarrow: only when run
+    from cryptotrading.market.archive import archive_time_series  # pyarrow: only when run
 
     report = archive_time_series(
         stores.engine(stores.market), stores.settings.data_dir / "archive", ARCHIVE_AFTER
