@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SettingsFactory, settings_env
+from tests.helpers import SettingsFactory, settings_env
 
 CLI = str(Path(sys.executable).with_name("cryptotrading"))
 
@@ -32,7 +32,14 @@ def run(
     )
 
 
-@pytest.mark.parametrize("layout", ["three", "two", "single"])
+@pytest.mark.parametrize(
+    "layout",  # each a full migration in a subprocess: the other layouts only in slow runs
+    [
+        "three",
+        pytest.param("two", marks=pytest.mark.slow),
+        pytest.param("single", marks=pytest.mark.slow),
+    ],
+)
 def test_init_and_check_in_an_empty_directory(
     make_settings: SettingsFactory, tmp_path: Path, layout: str
 ) -> None:

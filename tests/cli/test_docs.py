@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from cryptotrading.cli.reference import render_reference
-from tests.conftest import ROOT, SHARED_DIR
+from tests.helpers import ROOT, SHARED_DIR
 
 
 def test_cli_reference_is_current() -> None:

@@ -7,13 +7,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from typer.testing import CliRunner
-
-from cryptotrading.cli import app
 from cryptotrading.stores import Stores
-from tests.conftest import settings_env
+from tests.helpers import invoke, settings_env
 
-runner = CliRunner()
 DATE_LIKE = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d")
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(\+00:00|Z)$")
 PASSWORD = "Sup3r-secret-pass!"
@@ -48,7 +44,7 @@ def test_json_datetimes_have_t_and_offset(stores: Stores) -> None:
     ]  # fmt: skip
     seen = 0
     for args, stdin in commands:
-        result = runner.invoke(app, [*args, "--json"], env=env, input=stdin)
+        result = invoke(env, *args, "--json", input=stdin)
         assert result.exit_code in (0, 1), (args, result.output)
         for text in _strings(json.loads(result.stdout)):
             if DATE_LIKE.match(text):
