@@ -14,13 +14,24 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
 
 from cryptotrading.common import checks, clock, views
 from cryptotrading.errors import ValidationError
+from cryptotrading.intelligence import views as intelligence_views
 from cryptotrading.intelligence.decisions import record_analysis
 from cryptotrading.models import AgentMemory, MLModel
+from cryptotrading.models.intelligence import (
+    AIAnalysis,
+    AIInsight,
+    DecisionOutcome,
+    MLPrediction,
+    TradingDecision,
+)
+from cryptotrading.models.trading import PortfolioPosition, TradingOrder
 from cryptotrading.services import agents
+from cryptotrading.trading.orders import ORDER_FIELDS
+from cryptotrading.trading.portfolio import POSITION_FIELDS
 
 # ------------------------------------------------------------------------ checks
 
@@ -178,3 +189,21 @@ def test_row_view_of_named_fields_and_of_every_column() -> None:
     full = views.row_view(memory, exclude=("id",))
     assert "id" not in full and full["content"] == "  kept  "
     assert full["embedding"] == "<8 bytes>" and full["created_at"] == "2021-01-04T10:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("fields", "model"),
+    [
+        (intelligence_views.ANALYSIS_FIELDS, AIAnalysis),
+        (intelligence_views.INSIGHT_FIELDS, AIInsight),
+        (intelligence_views.DECISION_FIELDS, TradingDecision),
+        (intelligence_views.OUTCOME_FIELDS, DecisionOutcome),
+        (intelligence_views.PREDICTION_FIELDS, MLPrediction),
+        (intelligence_views.MODEL_FIELDS, MLModel),
+        (ORDER_FIELDS, TradingOrder),
+        (POSITION_FIELDS, PortfolioPosition),
+    ],
+)
+def test_view_fields_name_columns(fields: tuple[str, ...], model: type) -> None:
+    columns = {attr.key for attr in inspect(model).column_attrs}
+    assert len(set(fields)) == len(fields) and set(fields) <= columns, set(fields) - columns
