@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -34,7 +34,12 @@ from cryptotrading.market.candles import VALUE_COLUMNS, Candles, to_candles, wit
 from cryptotrading.market.resample import resample
 from cryptotrading.market.timeframes import Timeframe, parse_timeframe
 from cryptotrading.market.trades import to_trades, trades_to_candles
-from cryptotrading.market.validation import check_names, validate_candles
+from cryptotrading.market.validation import (
+    END_TIMESTAMP,
+    MIN_TIMESTAMP,
+    check_names,
+    validate_candles,
+)
 from cryptotrading.stores import Stores
 
 TimeLike = int | str | datetime | date | pd.Timestamp | None
@@ -80,22 +85,39 @@ class WriteResult:
 
 
 def to_epoch_ms(value: TimeLike) -> int | None:
-    """Epoch milliseconds from an int (ms), an ISO string or a datetime (naive = UTC)."""
+    """Epoch milliseconds from an int (ms), an ISO string or a datetime (naive = UTC);
+    a time outside the candle calendar (1970 up to 2100) is a :class:`ValidationError`."""
     if value is None:
         return None
     if isinstance(value, int):
-        return value
+        return _in_calendar(value, value)
     try:
         stamp = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
+        if not pd.isna(stamp):
+            stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+            # exact, and valid for years 1..9999 (Timestamp.value is ns: 1677..2262 only)
+            ms = (stamp.to_pydatetime() - _EPOCH) // timedelta(milliseconds=1)
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ValidationError(
-            f"cannot parse date {value!r}: {exc}",
-            hint="Use an ISO date such as 2021-01-31 or 2021-01-31T12:00:00Z, or epoch ms.",
+            f"cannot use date {str(value)[:80]!r}: {str(exc)[:200]}",
+            hint="Use an ISO date from 1970 up to 2100, e.g. 2021-01-31 or "
+            "2021-01-31T12:00:00Z, or epoch ms.",
         ) from None
     if pd.isna(stamp):
-        raise ValidationError(f"cannot parse date {value!r}", hint="Use an ISO date.")
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return int(stamp.value // 1_000_000)
+        raise ValidationError(f"cannot parse date {str(value)[:80]!r}", hint="Use an ISO date.")
+    return _in_calendar(ms, value)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _in_calendar(ms: int, given: object) -> int:
+    if not MIN_TIMESTAMP <= ms <= END_TIMESTAMP:  # END itself: an exclusive end bound
+        raise ValidationError(
+            f"date {str(given)[:80]!r} is outside 1970-01-01..2099-12-31",
+            hint="Candle times lie from 1970 up to 2100 (UTC); use a date in that range.",
+        )
+    return ms
 
 
 class MarketStore:

@@ -192,10 +192,17 @@ def aggregate(
     symbol: str,
     *,
     now: datetime | None = None,
-    max_age: timedelta = timedelta(minutes=5),
+    max_age: timedelta | float = timedelta(minutes=5),
     outlier_pct: float = 5.0,
 ) -> Aggregate:
-    """Aggregate the newest quote of every source and store it."""
+    """Aggregate the newest quote of every source and store it. *max_age*: a
+    timedelta or seconds (positive, at most ten years); *outlier_pct*: positive."""
+    max_age = _max_age(max_age)
+    if not math.isfinite(outlier_pct) or outlier_pct <= 0:
+        raise ValidationError(
+            f"outlier percentage {outlier_pct!r} is not a positive number",
+            hint="Give --outlier-pct as a percentage such as 5.",
+        )
     now = now or datetime.now(UTC)
     quotes = _newest_quotes(stores, symbol)
     if not quotes:
@@ -243,3 +250,24 @@ def aggregate(
             )
         )
     return result
+
+
+_MAX_AGE_LIMIT = timedelta(days=3650)
+
+
+def _max_age(value: timedelta | float) -> timedelta:
+    """*value* (a timedelta or seconds) as a timedelta in (0, ten years]."""
+    if not isinstance(value, timedelta):
+        seconds = float(value)
+        if not math.isfinite(seconds) or not 0 < seconds <= _MAX_AGE_LIMIT.total_seconds():
+            raise ValidationError(
+                f"maximum age {value!r} s is not between 0 and ten years",
+                hint="Give --max-age in seconds, e.g. 300.",
+            )
+        value = timedelta(seconds=seconds)
+    if not timedelta(0) < value <= _MAX_AGE_LIMIT:
+        raise ValidationError(
+            f"maximum age {value} is not between 0 and ten years",
+            hint="Give --max-age in seconds, e.g. 300.",
+        )
+    return value
