@@ -116,28 +116,16 @@ def _diff(before: dict[str, list[str]], after: dict[str, list[str]]) -> str:
 class Known:
     """A failure in code another change is fixing right now: tolerated (and counted in
     the Hypothesis statistics) instead of failing the property, and pinned as an
-    ``xfail(strict=False)`` test in ``test_known.py``. Temporary: remove the entry
+    ``xfail(strict=False)`` test. Temporary: remove the entry
     when the fix lands."""
 
     name: str
     matches: Callable[[Sequence[str], BaseException], bool]
 
 
-def _market_time_beyond_pandas(args: Sequence[str], exc: BaseException) -> bool:
-    return (
-        args[:1] == ["market"]
-        and isinstance(exc, OverflowError)
-        and any(a.startswith(("--start=", "--end=")) for a in args)
-    )
-
-
-KNOWN_FAILURES = [
-    Known(
-        "market show/gaps/panel/export: --start/--end outside 1677-09-21..2262-04-11 "
-        "(pandas nanosecond range) is an OverflowError traceback",
-        _market_time_beyond_pandas,
-    ),
-]
+#: Empty: the last one (market --start/--end beyond pandas' range) was fixed in 9c24be8
+#: and is pinned in test_found.py.
+KNOWN_FAILURES: list[Known] = []
 
 
 def known_failure(args: Sequence[str], exc: BaseException) -> Known | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,17 @@ def test_time_outside_calendar_in_utc(seeded: Fuzzer, at: str) -> None:
 def test_stdin_not_utf8(seeded: Fuzzer, command: list[str]) -> None:
     args = [*command, "--user=alice", "--service=kraken"] if command[0] == "vault" else command
     assert "not UTF-8 text" in _fails(seeded, args, input=b"\xb8\xff\n\xe6\n")
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("command", ["show", "gaps", "panel", "export"])
+@pytest.mark.parametrize("bound", ["--end=0001-01-01", "--start=9999-01-01"])
+def test_market_time_beyond_pandas(fuzzer: Fuzzer, command: str, bound: str) -> None:
+    """Times outside pandas' 1677..2262 nanosecond range were OverflowError tracebacks
+    (fixed in the market code, 9c24be8; found here first)."""
+    rows = [[1_609_459_200_000 + i * 3_600_000, 100.0, 101.0, 99.0, 100.5, 10.0] for i in range(3)]
+    path = write(fuzzer.workdir, "c.json", json.dumps(rows).encode())
+    fuzzer.ok(["market", "import", str(path), "-s", "BTC/USDT", "-t", "1h"])
+    out = str(fuzzer.workdir / "o.csv")
+    target = ["BTC/USDT"] if command != "export" else ["--symbol=BTC/USDT", out]
+    _fails(fuzzer, ["market", command, bound, *target])
