@@ -81,7 +81,7 @@ def test_whole_chain_on_real_candles(
     assert not again.created and again.order.order_id == submitted.order.order_id
     assert get_decision(app_engine, decision.id).status == "executed"
 
-    entry_candle = candle_at_or_after(market_engine, "BTC/USDT", DECIDED, frequency="1h")
+    entry_candle = candle_at_or_after(market_engine, "BTC/USDT", DECIDED, timeframe="1h")
     entry = entry_candle.open
     assert entry == _open_at(market_data_dir, "BTC/USDT", DECIDED)
     fee = (entry * Decimal("0.5") * Decimal("0.001")).quantize(Decimal("1e-8"))
@@ -93,7 +93,7 @@ def test_whole_chain_on_real_candles(
     position = get_position(app_engine, user_id, "BTC/USDT")
     assert position.quantity == Decimal("0.5") and position.average_entry_price == entry
 
-    outcome = evaluate_decision(app_engine, market_engine, decision.id, 24 * 60, frequency="1h")
+    outcome = evaluate_decision(app_engine, market_engine, decision.id, 24 * 60, timeframe="1h")
     exit_price = _open_at(market_data_dir, "BTC/USDT", DECIDED + timedelta(days=1))
     assert outcome.entry_price == entry and outcome.exit_price == exit_price
     expected_pnl = Decimal("0.5") * (exit_price - entry) - fee
@@ -145,7 +145,7 @@ def test_hold_and_sell_decisions_and_sweep(
     future = decide(app_engine, late.id, decided_at=datetime(2021, 7, 17, 20, tzinfo=UTC)).id
     cancel_decision(app_engine, ids["buy"])
 
-    sweep = evaluate_pending(app_engine, market_engine, 60 * 6, frequency="1h")
+    sweep = evaluate_pending(app_engine, market_engine, 60 * 6, timeframe="1h")
     assert sorted(o.decision_id for o in sweep.evaluated) == sorted(
         [ids["strong_sell"], ids["hold"]]
     )
@@ -198,7 +198,7 @@ def test_bad_chain_inputs_write_nothing(
     mine = decide(app_engine, stale.id, user_id=user_id, decided_at=DECIDED - timedelta(hours=1))
     with pytest.raises(ValidationError, match="no quantity"):
         execute_decision(app_engine, mine.id)
-    with pytest.raises(ValidationError, match="not a positive number of minutes"):
+    with pytest.raises(ValidationError, match="not a number of minutes"):
         evaluate_decision(app_engine, market_engine, mine.id, 0)
     with pytest.raises(NotFoundError, match="decision 12345"):
         evaluate_decision(app_engine, market_engine, 12345, 60)

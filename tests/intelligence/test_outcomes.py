@@ -55,7 +55,7 @@ def test_decision_price_quantity_and_hold_band(
 ) -> None:
     when = datetime(2021, 5, 19, 0, tzinfo=UTC)  # the May 2021 crash day
     sell = _decision(app_engine, when, recommendation="sell", quantity="2", price="40000")
-    outcome = evaluate_decision(app_engine, market_engine, sell, 720, frequency="1h")
+    outcome = evaluate_decision(app_engine, market_engine, sell, 720, timeframe="1h")
     exit_price = candle_at_or_after(market_engine, "BTC/USDT", when + timedelta(hours=12)).open
     assert outcome.entry_price == Decimal(40000)
     assert outcome.details is not None and outcome.details["entry_source"] == "decision price"

@@ -135,9 +135,9 @@ def test_predictions_resolved_from_candles_and_evaluated(
     ups = 0
     for day in range(10):
         made = T0 + timedelta(days=day)
-        now = candle_at_or_after(market_engine, "BTC/USDT", made, frequency="1h").open
+        now = candle_at_or_after(market_engine, "BTC/USDT", made, timeframe="1h").open
         later = candle_at_or_after(
-            market_engine, "BTC/USDT", made + timedelta(days=1), frequency="1h"
+            market_engine, "BTC/USDT", made + timedelta(days=1), timeframe="1h"
         ).open
         expected_abs_errors.append(abs(float(now) - float(later)))
         ups += later > now
@@ -170,8 +170,8 @@ def test_predictions_resolved_from_candles_and_evaluated(
         target_time=datetime(2021, 8, 1, tzinfo=UTC),
         made_at=datetime(2021, 7, 31, tzinfo=UTC),
     )
-    assert resolve_actuals(app_engine, market_engine, "naive", frequency="1h") == 10
-    assert resolve_actuals(app_engine, market_engine, "naive", "2.0.0", frequency="1h") == 10
+    assert resolve_actuals(app_engine, market_engine, "naive", timeframe="1h") == 10
+    assert resolve_actuals(app_engine, market_engine, "naive", "2.0.0", timeframe="1h") == 10
     metrics = evaluate_model(app_engine, "naive")
     price = metrics["by_type"]["price"]
     assert price["count"] == 10

@@ -129,13 +129,13 @@ def run(stores: Stores, market_dir: Path) -> tuple[str, PortfolioSummary]:
                     expires_at=now + timedelta(hours=1),
                     created_at=now,
                 )
-                price = candle_at_or_after(market, symbol, now, frequency="1h").open
+                price = candle_at_or_after(market, symbol, now, timeframe="1h").open
                 quantity = (NOTIONAL / price).quantize(Decimal("1e-6"))
                 decision = decide(app, insight.id, user_id=user, quantity=quantity, decided_at=now)
                 order = execute_decision(app, decision.id, submitted_at=now).order
                 fee = (price * quantity * FEE_RATE).quantize(Decimal("1e-8"))
                 fill_order(app, order.order_id, price=price, amount=quantity, fee=fee, time=now)
-                evaluate_decision(app, market, decision.id, HORIZON, frequency="1h")
+                evaluate_decision(app, market, decision.id, HORIZON, timeframe="1h")
     report = calibration_report(app, horizon_minutes=HORIZON)
     summary = summarize(
         app, market, user, starting_cash="100000", as_of=START + timedelta(days=DAYS)

@@ -45,7 +45,7 @@ def test_price_lookups_on_real_candles(stores: Stores, market_data_dir: Path) ->
     with pytest.raises(NotFoundError, match="at or after"):
         candle_at_or_after(market, "BTC/USDT", last.time + timedelta(minutes=1))
     with pytest.raises(NotFoundError, match="no 5m candle of BTC/USDT"):
-        latest_candle(market, "BTC/USDT", frequency="5m")
+        latest_candle(market, "BTC/USDT", timeframe="5m")
     with pytest.raises(NotFoundError, match="at or before"):
         latest_price(market, "BTC/USDT", as_of=datetime(2019, 1, 1, tzinfo=UTC))
 

@@ -206,7 +206,7 @@ def evaluate(
                 market_engine,
                 decision_id,
                 horizon,
-                frequency=timeframe,
+                timeframe=timeframe,
                 hold_band=hold_band,
                 max_gap=gap,
             )
@@ -217,7 +217,7 @@ def evaluate(
             app_engine,
             market_engine,
             horizon,
-            frequency=timeframe,
+            timeframe=timeframe,
             hold_band=hold_band,
             max_gap=gap,
         )

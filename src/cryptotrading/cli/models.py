@@ -171,7 +171,7 @@ def resolve(
         stores.engine(stores.market),
         name,
         version,
-        frequency=timeframe,
+        timeframe=timeframe,
     )
     emit(as_json, {"resolved": count}, lambda: console.print(f"resolved {count} predictions"))
 

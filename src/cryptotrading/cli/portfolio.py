@@ -117,6 +117,6 @@ def summary(
         resolve_user(engine, user),
         starting_cash=starting_cash,
         as_of=time_option(as_of, "--as-of"),
-        frequency=timeframe,
+        timeframe=timeframe,
     )
     emit(as_json, result.as_dict(), lambda: _render(result))

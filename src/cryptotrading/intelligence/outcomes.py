@@ -73,10 +73,10 @@ def _price_at(
     market_engine: Engine,
     symbol: str,
     when: datetime,
-    frequency: str | None,
+    timeframe: str | None,
     max_gap: timedelta,
 ) -> Candle:
-    candle = candle_at_or_after(market_engine, symbol, when, frequency=frequency)
+    candle = candle_at_or_after(market_engine, symbol, when, timeframe=timeframe)
     if candle.time - when > max_gap:
         raise NotFoundError(
             f"no candle of {symbol} within {max_gap} after {when.isoformat()} "
@@ -90,7 +90,7 @@ def _entry(
     app_engine: Engine,
     market_engine: Engine,
     decision: TradingDecision,
-    frequency: str | None,
+    timeframe: str | None,
     max_gap: timedelta,
 ) -> Entry:
     with read_session(app_engine, "app store") as session:
@@ -115,7 +115,7 @@ def _entry(
     if decision.price is not None:
         return Entry(decision.price, decision.quantity, ZERO, "decision price", [])
     when = decision.decided_at or decision.created_at
-    candle = _price_at(market_engine, decision.symbol, when, frequency, max_gap)
+    candle = _price_at(market_engine, decision.symbol, when, timeframe, max_gap)
     return Entry(candle.open, decision.quantity, ZERO, "candle open", [])
 
 
@@ -148,7 +148,7 @@ def evaluate_decision(
     decision_id: int,
     horizon_minutes: int,
     *,
-    frequency: str | None = None,
+    timeframe: str | None = None,
     hold_band: Any = DEFAULT_HOLD_BAND,
     max_gap: timedelta = DEFAULT_MAX_GAP,
 ) -> DecisionOutcome:
@@ -175,8 +175,8 @@ def evaluate_decision(
             "is beyond the calendar",
             hint="Give a shorter horizon.",
         ) from None
-    entry = _entry(app_engine, market_engine, decision, frequency, max_gap)
-    exit_candle = _price_at(market_engine, decision.symbol, target, frequency, max_gap)
+    entry = _entry(app_engine, market_engine, decision, timeframe, max_gap)
+    exit_candle = _price_at(market_engine, decision.symbol, target, timeframe, max_gap)
     fields = assess(decision.action, entry, exit_candle.open, band)
     outcome = DecisionOutcome(
         decision_id=decision_id,
@@ -196,7 +196,7 @@ def evaluate_decision(
             "order_ids": entry.order_ids,
             "exit_candle": {
                 "timestamp": exit_candle.timestamp,
-                "frequency": exit_candle.frequency,
+                "timeframe": exit_candle.timeframe,
                 "time": exit_candle.time.isoformat(),
             },
             "target_time": target.isoformat(),
@@ -239,7 +239,7 @@ def evaluate_pending(
     market_engine: Engine,
     horizon_minutes: int,
     *,
-    frequency: str | None = None,
+    timeframe: str | None = None,
     hold_band: Any = DEFAULT_HOLD_BAND,
     max_gap: timedelta = DEFAULT_MAX_GAP,
 ) -> Sweep:
@@ -270,7 +270,7 @@ def evaluate_pending(
                     market_engine,
                     decision_id,
                     horizon_minutes,
-                    frequency=frequency,
+                    timeframe=timeframe,
                     hold_band=hold_band,
                     max_gap=max_gap,
                 )

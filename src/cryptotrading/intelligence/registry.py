@@ -309,7 +309,7 @@ def resolve_actuals(
     name: str,
     version: str | None = None,
     *,
-    frequency: str | None = None,
+    timeframe: str | None = None,
     max_gap: timedelta = timedelta(hours=6),
 ) -> int:
     """Fill ``actual_value`` of the version's due predictions from the candles:
@@ -333,7 +333,7 @@ def resolve_actuals(
         assert row.symbol is not None and row.target_time is not None
         try:
             target = candle_at_or_after(
-                market_engine, row.symbol, row.target_time, frequency=frequency
+                market_engine, row.symbol, row.target_time, timeframe=timeframe
             )
             if target.time - row.target_time > max_gap:
                 continue
@@ -341,7 +341,7 @@ def resolve_actuals(
                 actuals[row.id] = float(target.open)
                 continue
             start = candle_at_or_after(
-                market_engine, row.symbol, row.created_at, frequency=frequency
+                market_engine, row.symbol, row.created_at, timeframe=timeframe
             )
         except NotFoundError:
             continue

@@ -107,13 +107,13 @@ def _price(
     market_engine: Engine,
     position: PortfolioPosition,
     as_of: datetime | None,
-    frequency: str | None,
+    timeframe: str | None,
 ) -> Decimal | None:
     """The newest close for the position (its exchange's candles first), or None."""
     for exchange in dict.fromkeys([position.exchange, None]):
         try:
             return latest_price(
-                market_engine, position.symbol, frequency=frequency, exchange=exchange, as_of=as_of
+                market_engine, position.symbol, timeframe=timeframe, exchange=exchange, as_of=as_of
             )
         except NotFoundError:
             continue
@@ -149,7 +149,7 @@ def mark_to_market(
     user_id: int,
     *,
     as_of: datetime | None = None,
-    frequency: str | None = None,
+    timeframe: str | None = None,
 ) -> tuple[list[PortfolioPosition], list[str]]:
     """Store ``last_price``, ``market_value`` and ``unrealized_pnl`` of every open
     position of the user, priced from the market store, in one transaction.
@@ -170,7 +170,7 @@ def mark_to_market(
             if position.quantity == 0:
                 position.market_value, position.unrealized_pnl = ZERO, ZERO
                 continue
-            price = _price(market_engine, position, as_of, frequency)
+            price = _price(market_engine, position, as_of, timeframe)
             if price is None:
                 unpriced.append(position.symbol)
                 continue
@@ -190,7 +190,7 @@ def summarize(
     *,
     starting_cash: Any = "0",
     as_of: datetime | None = None,
-    frequency: str | None = None,
+    timeframe: str | None = None,
 ) -> PortfolioSummary:
     """Mark the user's positions (when a market engine is given) and summarise them.
     Positions without any candle are listed in ``unpriced`` and keep their last mark."""
@@ -198,7 +198,7 @@ def summarize(
     unpriced: list[str] = []
     if market_engine is not None:
         positions, unpriced = mark_to_market(
-            app_engine, market_engine, user_id, as_of=as_of, frequency=frequency
+            app_engine, market_engine, user_id, as_of=as_of, timeframe=timeframe
         )
     else:
         positions = _load(app_engine, user_id)

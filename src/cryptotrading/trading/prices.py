@@ -23,7 +23,7 @@ class Candle:
     """One OHLCV candle with exact-decimal prices."""
 
     symbol: str
-    frequency: str
+    timeframe: str
     exchange: str
     timestamp: int
     open: Decimal
@@ -52,11 +52,11 @@ def _decimal(value: float) -> Decimal:
 
 
 def _filtered(
-    query: Select[tuple[TimeSeries]], symbol: str, frequency: str | None, exchange: str | None
+    query: Select[tuple[TimeSeries]], symbol: str, timeframe: str | None, exchange: str | None
 ) -> Select[tuple[TimeSeries]]:
     query = query.where(TimeSeries.symbol == symbol)
-    if frequency is not None:
-        query = query.where(TimeSeries.frequency == frequency)
+    if timeframe is not None:
+        query = query.where(TimeSeries.frequency == timeframe)
     if exchange is not None:
         query = query.where(TimeSeries.exchange == exchange)
     return query
@@ -72,7 +72,7 @@ def _one(engine: Engine, query: Select[tuple[TimeSeries]]) -> Candle | None:
         return None
     return Candle(
         symbol=row.symbol,
-        frequency=row.frequency,
+        timeframe=row.frequency,
         exchange=row.exchange,
         timestamp=int(row.timestamp),
         open=_decimal(row.open),
@@ -87,19 +87,19 @@ def latest_candle(
     engine: Engine,
     symbol: str,
     *,
-    frequency: str | None = None,
+    timeframe: str | None = None,
     exchange: str | None = None,
     as_of: datetime | None = None,
 ) -> Candle:
     """The newest candle of *symbol* (opened at or before *as_of*, when given)."""
-    query = _filtered(select(TimeSeries), symbol, frequency, exchange)
+    query = _filtered(select(TimeSeries), symbol, timeframe, exchange)
     if as_of is not None:
         query = query.where(TimeSeries.timestamp <= to_ms(as_of))
     candle = _one(engine, query.order_by(TimeSeries.timestamp.desc(), TimeSeries.frequency))
     if candle is None:
         when = f" at or before {as_of.isoformat()}" if as_of else ""
         raise NotFoundError(
-            f"no {frequency or ''} candle of {symbol} in the market store{when}".replace("  ", " "),
+            f"no {timeframe or ''} candle of {symbol} in the market store{when}".replace("  ", " "),
             hint="Ingest candles for the symbol first (`cryptotrading market ...`).",
         )
     return candle
@@ -109,12 +109,12 @@ def latest_price(
     engine: Engine,
     symbol: str,
     *,
-    frequency: str | None = None,
+    timeframe: str | None = None,
     exchange: str | None = None,
     as_of: datetime | None = None,
 ) -> Decimal:
     """The close of :func:`latest_candle` (the mark-to-market price)."""
-    return latest_candle(engine, symbol, frequency=frequency, exchange=exchange, as_of=as_of).close
+    return latest_candle(engine, symbol, timeframe=timeframe, exchange=exchange, as_of=as_of).close
 
 
 def candle_at_or_after(
@@ -122,11 +122,11 @@ def candle_at_or_after(
     symbol: str,
     when: datetime,
     *,
-    frequency: str | None = None,
+    timeframe: str | None = None,
     exchange: str | None = None,
 ) -> Candle:
     """The first candle of *symbol* opened at or after *when*."""
-    query = _filtered(select(TimeSeries), symbol, frequency, exchange)
+    query = _filtered(select(TimeSeries), symbol, timeframe, exchange)
     query = query.where(TimeSeries.timestamp >= to_ms(when))
     candle = _one(engine, query.order_by(TimeSeries.timestamp.asc(), TimeSeries.frequency))
     if candle is None:
