@@ -12,18 +12,14 @@ from cryptotrading.errors import NotFoundError, ValidationError
 from cryptotrading.migrations import head
 from cryptotrading.ops import backup
 from cryptotrading.stores import Stores
-from tests.ops.helpers import count_rows, insert_candles, insert_metrics
-
-
-def _fill(stores: Stores) -> None:
-    insert_candles(stores.engine("market"), 0, 500)
-    insert_metrics(stores.engine("app"), 25)
+from tests.helpers import count_rows
+from tests.ops.helpers import drop_pg, fill, insert_candles
 
 
 def test_create_writes_manifest_with_checksum_counts_and_versions(
     stores: Stores, backup_dir: Path
 ) -> None:
-    _fill(stores)
+    fill(stores)
     manifests = backup.create_backups(stores, "daily", backup_dir)
     assert {m.store for m in manifests} == {"app", "market"}
     market = next(m for m in manifests if m.store == "market")
@@ -44,7 +40,7 @@ def test_create_writes_manifest_with_checksum_counts_and_versions(
 def test_restore_brings_back_the_backed_up_rows_and_keeps_the_old_aside(
     stores: Stores, backup_dir: Path
 ) -> None:
-    _fill(stores)
+    fill(stores)
     manifest = backup.create_backup(stores, "market", "daily", backup_dir)
     insert_candles(stores.engine("market"), 500, 100)
     assert count_rows(stores.engine("market"), "time_series") == 600
@@ -73,21 +69,7 @@ def test_restore_brings_back_the_backed_up_rows_and_keeps_the_old_aside(
             old.dispose()
             from tests.conftest import PostgresServer  # noqa: F401  (dropped below)
 
-            _drop_pg(stores.market.url, restored.kept_aside)
-
-
-def _drop_pg(url: str, database: str) -> None:
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-
-    from cryptotrading.db.engine import normalize_url
-
-    admin = create_engine(
-        make_url(normalize_url(url)).set(database="postgres"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    admin.dispose()
+            drop_pg(stores.market.url, restored.kept_aside)
 
 
 def _live_fingerprint(stores: Stores) -> tuple[int, bytes | None]:
@@ -100,7 +82,7 @@ def _live_fingerprint(stores: Stores) -> tuple[int, bytes | None]:
 def test_corrupt_or_truncated_backup_is_refused_and_live_untouched(
     stores: Stores, backup_dir: Path, damage: str
 ) -> None:
-    _fill(stores)
+    fill(stores)
     manifest = backup.create_backup(stores, "market", "daily", backup_dir)
     insert_candles(stores.engine("market"), 500, 7)
     archive = backup_dir / manifest.file
@@ -135,7 +117,7 @@ def test_damaged_content_with_a_re_signed_manifest_is_refused(
 ) -> None:
     """Even when the checksum matches (manifest re-signed after damage), the restore
     into a scratch copy catches the damage: integrity check / pg_restore failure."""
-    _fill(stores)
+    fill(stores)
     manifest = backup.create_backup(stores, "market", "daily", backup_dir)
     archive = backup_dir / manifest.file
     if manifest.backend == "sqlite":
@@ -196,7 +178,7 @@ def test_bad_input_is_refused(stores: Stores, backup_dir: Path) -> None:
 
 
 def test_restore_after_the_live_database_is_lost(stores: Stores, backup_dir: Path) -> None:
-    _fill(stores)
+    fill(stores)
     manifest = backup.create_backup(stores, "market", "daily", backup_dir)
     stores.close()
     market = stores.market
@@ -206,7 +188,7 @@ def test_restore_after_the_live_database_is_lost(stores: Stores, backup_dir: Pat
     else:
         from sqlalchemy.engine import make_url
 
-        _drop_pg(market.url, str(make_url(market.url).database))
+        drop_pg(market.url, str(make_url(market.url).database))
     restored = backup.restore_backup(stores, manifest.id, backup_dir)
     assert restored.kept_aside == ""
     assert count_rows(stores.engine("market"), "time_series") == 500

@@ -9,15 +9,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from cryptotrading.cli import app
 from cryptotrading.errors import NotFoundError, ValidationError
 from cryptotrading.market import MarketStore
 from cryptotrading.market.archive import archive_time_series, verify_archive
 from cryptotrading.ops import backup, health
 from cryptotrading.stores import Stores
-from tests.conftest import settings_env
+from tests.helpers import invoke, invoke_json
 
 NOW = datetime(2021, 7, 18, tzinfo=UTC)
 
@@ -100,21 +98,18 @@ def test_archive_backup_from_the_cli(
     stores: Stores, backup_dir: Path, market_data_dir: Path
 ) -> None:
     _archived_market(stores, market_data_dir)
-    env = settings_env(stores.settings)
-    runner = CliRunner()
-    created = runner.invoke(
-        app, ["backup", "create", "--store", "archive", "--dir", str(backup_dir), "--json"], env=env
+    settings = stores.settings
+    (manifest,) = invoke_json(
+        settings, "backup", "create", "--store", "archive", "--dir", str(backup_dir), "--json"
     )
-    assert created.exit_code == 0, created.output
-    (manifest,) = json.loads(created.stdout)
-    listed = runner.invoke(
-        app, ["backup", "list", "--store", "archive", "--dir", str(backup_dir), "--json"], env=env
+    listed = invoke(
+        settings, "backup", "list", "--store", "archive", "--dir", str(backup_dir), "--json"
     )
     assert [m["id"] for m in json.loads(listed.stdout)] == [manifest["id"]]
-    verified = runner.invoke(
-        app, ["backup", "verify", manifest["id"], "--dir", str(backup_dir), "--json"], env=env
+    verified = invoke_json(
+        settings, "backup", "verify", manifest["id"], "--dir", str(backup_dir), "--json"
     )
-    assert verified.exit_code == 0 and json.loads(verified.stdout)["ok"]
+    assert verified["ok"]
 
 
 def test_health_reports_the_archive(stores: Stores, market_data_dir: Path) -> None:
@@ -128,5 +123,5 @@ def test_health_reports_the_archive(stores: Stores, market_data_dir: Path) -> No
         "2021-05",
     )
     assert archive["bytes"] == sum(p.stat().st_size for p in market.archive_dir.rglob("*.parquet"))
-    shown = CliRunner().invoke(app, ["health", "--json"], env=settings_env(stores.settings))
+    shown = invoke(stores.settings, "health", "--json")
     assert json.loads(shown.stdout)["archive"] == archive

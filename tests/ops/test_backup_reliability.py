@@ -17,31 +17,19 @@ import pytest
 from cryptotrading.ops import backup
 from cryptotrading.settings import Settings
 from cryptotrading.stores import Stores
-from tests.conftest import ROOT, SettingsFactory
-from tests.ops.conftest import invoke, run_cli
-from tests.ops.helpers import count_rows, insert_candles
+from tests.helpers import ROOT, SettingsFactory, count_rows, invoke, run_cli
+from tests.ops.helpers import drop_pg, insert_candles, start_writer
 
 BATCH = 50
 
 
-def _start_writer(url: str) -> subprocess.Popen[str]:
-    writer = subprocess.Popen(
-        [sys.executable, "-m", "tests.ops.writer", url, str(BATCH)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert writer.stdout is not None
-    assert writer.stdout.readline().strip() == "ready"
-    return writer
-
-
+@pytest.mark.slow
 def test_backup_while_another_process_writes_is_consistent(
     make_settings: SettingsFactory, backup_dir: Path
 ) -> None:
     with Stores(make_settings()) as stores:
         insert_candles(stores.engine("market"), 0, 2000, "BASE/USDT")
-        writer = _start_writer(stores.market.url)
+        writer = start_writer(stores.market.url, BATCH)
         try:
             time.sleep(0.3)
             manifests = [
@@ -139,7 +127,7 @@ def test_cli_backup_commands_with_json(make_settings: SettingsFactory, backup_di
     with Stores(settings) as stores:
         insert_candles(stores.engine("market"), 0, 10)
     created = invoke(settings, "backup", "create", "--json", "--dir", str(backup_dir))
-    assert created.returncode == 0, created.stderr
+    assert created.exit_code == 0, created.stderr
     manifests = json.loads(created.stdout)
     assert {m["store"] for m in manifests} == {"app", "market"}
     listed = json.loads(
@@ -148,20 +136,18 @@ def test_cli_backup_commands_with_json(make_settings: SettingsFactory, backup_di
     assert {m["id"] for m in listed} == {m["id"] for m in manifests}
     market_id = next(m["id"] for m in manifests if m["store"] == "market")
     verified = invoke(settings, "backup", "verify", market_id, "--json", "--dir", str(backup_dir))
-    assert verified.returncode == 0 and json.loads(verified.stdout)["ok"] is True
+    assert verified.exit_code == 0 and json.loads(verified.stdout)["ok"] is True
     restored = invoke(settings, "backup", "restore", market_id, "--json", "--dir", str(backup_dir))
-    assert restored.returncode == 0, restored.stderr
+    assert restored.exit_code == 0, restored.stderr
     assert json.loads(restored.stdout)["store"] == "market"
     pruned = invoke(
         settings, "backup", "prune", "--keep-daily", "0", "--json", "--dir", str(backup_dir)
     )
-    assert pruned.returncode == 0 and len(json.loads(pruned.stdout)["removed"]) == 2
+    assert pruned.exit_code == 0 and len(json.loads(pruned.stdout)["removed"]) == 2
     missing = invoke(settings, "backup", "verify", "nope", "--dir", str(backup_dir))
-    assert missing.returncode == 6 and "error: no backup 'nope'" in missing.stderr
+    assert missing.exit_code == 6 and "error: no backup 'nope'" in missing.stderr
     if settings.market_url:
-        from tests.ops.test_backup import _drop_pg
-
-        _drop_pg(settings.market_url, json.loads(restored.stdout)["kept_aside"])
+        drop_pg(settings.market_url, json.loads(restored.stdout)["kept_aside"])
 
 
 BACKUPPER = """
@@ -177,13 +163,14 @@ with Stores(load_settings()) as stores:
 """
 
 
+@pytest.mark.slow
 def test_kill_9_during_backup_leaves_only_complete_verified_backups(
     make_settings: SettingsFactory, backup_dir: Path
 ) -> None:
     import os
     import random
 
-    from tests.conftest import settings_env
+    from tests.helpers import settings_env
 
     settings = make_settings()
     env = {**os.environ, **settings_env(settings)}

@@ -22,15 +22,8 @@ from cryptotrading.errors import (
 )
 from cryptotrading.ops import backup, backup_signing, backup_sqlite
 from cryptotrading.stores import Stores
-from tests.conftest import ROOT, SettingsFactory, settings_env
-from tests.ops.conftest import invoke
-from tests.ops.helpers import count_rows, insert_candles, insert_metrics
-from tests.ops.test_backup import _drop_pg
-
-
-def _fill(stores: Stores) -> None:
-    insert_candles(stores.engine("market"), 0, 300)
-    insert_metrics(stores.engine("app"), 12)
+from tests.helpers import ROOT, SettingsFactory, count_rows, invoke, settings_env
+from tests.ops.helpers import drop_pg, fill, insert_candles, start_writer
 
 
 def _edit(backup_dir: Path, backup_id: str, **changes: object) -> None:
@@ -55,7 +48,7 @@ def _app_fingerprint(stores: Stores) -> tuple[int, int]:
 
 def _cleanup_aside(stores: Stores, restored: backup.Restored) -> None:
     if stores.get(restored.store).path is None and restored.kept_aside:
-        _drop_pg(stores.get(restored.store).url, restored.kept_aside)
+        drop_pg(stores.get(restored.store).url, restored.kept_aside)
 
 
 def test_init_creates_an_owner_only_key_outside_the_backup_directory(
@@ -83,7 +76,7 @@ def test_any_edit_of_a_signed_manifest_is_detected_and_nothing_restored(
     stores: Stores, backup_dir: Path, field: str
 ) -> None:
     """The reported attack: a market backup relabelled ``"store": "app"``."""
-    _fill(stores)
+    fill(stores, 300, 12)
     manifest = backup.create_backup(stores, "market", "daily", backup_dir)
     edits: dict[str, object] = {
         "store": "app",
@@ -110,7 +103,7 @@ def test_an_unsigned_manifest_of_another_store_fails_the_lineage_check(
     stores: Stores, backup_dir: Path
 ) -> None:
     """Even accepted as unsigned, a market database is not restored into the app store."""
-    _fill(stores)
+    fill(stores, 300, 12)
     manifest = backup.create_backup(stores, "market", "daily", backup_dir)
     _edit(backup_dir, manifest.id, store="app", signature=_DROP)
     before = _app_fingerprint(stores)
@@ -148,7 +141,7 @@ def test_legacy_unsigned_backup_is_listed_and_restores_only_with_allow_unsigned(
 ) -> None:
     settings = make_settings()
     with Stores(settings) as stores:
-        _fill(stores)
+        fill(stores, 300, 12)
         manifest = backup.create_backup(stores, "market", "daily", backup_dir)
         insert_candles(stores.engine("market"), 300, 5)
     _edit(backup_dir, manifest.id, signature=_DROP)  # as written before signing existed
@@ -160,22 +153,22 @@ def test_legacy_unsigned_backup_is_listed_and_restores_only_with_allow_unsigned(
     assert "unsigned" in shown.stdout
 
     verified = invoke(settings, "backup", "verify", manifest.id, "--json", "--dir", str(backup_dir))
-    assert verified.returncode == 1
+    assert verified.exit_code == 1
     failed = [c["name"] for c in json.loads(verified.stdout)["checks"] if not c["ok"]]
     assert failed == ["signature"]  # the content itself is fine
     refused = invoke(settings, "backup", "restore", manifest.id, "--dir", str(backup_dir))
-    assert refused.returncode == 5 and "--allow-unsigned" in refused.stderr
+    assert refused.exit_code == 5 and "--allow-unsigned" in refused.stderr
     assert "Traceback" not in refused.stderr
     restored = invoke(
         settings, "backup", "restore", manifest.id, "--allow-unsigned", "--json",
         "--dir", str(backup_dir),
     )  # fmt: skip
-    assert restored.returncode == 0, restored.stderr
+    assert restored.exit_code == 0, restored.stderr
     with Stores(settings) as stores:
         assert count_rows(stores.engine("market"), "time_series") == 300
         kept = json.loads(restored.stdout)["kept_aside"]
         if stores.market.path is None:
-            _drop_pg(stores.market.url, kept)
+            drop_pg(stores.market.url, kept)
 
 
 def test_lost_key_is_named_and_a_saved_copy_or_allow_unsigned_restores(
@@ -183,7 +176,7 @@ def test_lost_key_is_named_and_a_saved_copy_or_allow_unsigned_restores(
 ) -> None:
     settings = make_settings()
     with Stores(settings) as stores:
-        _fill(stores)
+        fill(stores, 300, 12)
         manifest = backup.create_backup(stores, "market", "daily", backup_dir)
     key = backup_signing.key_path(settings)
     saved = tmp_path / "saved.key"
@@ -200,7 +193,7 @@ def test_lost_key_is_named_and_a_saved_copy_or_allow_unsigned_restores(
         verification = backup.verify_backup(stores, manifest.id, backup_dir)
         assert not verification.ok and "missing" in verification.failures()
     cli = invoke(settings, "backup", "restore", manifest.id, "--dir", str(backup_dir))
-    assert cli.returncode == 6 and "hint:" in cli.stderr and "Traceback" not in cli.stderr
+    assert cli.exit_code == 6 and "hint:" in cli.stderr and "Traceback" not in cli.stderr
 
     with Stores(settings.model_copy(update={"backup_key_file": saved})) as stores:
         assert backup.verify_backup(stores, manifest.id, backup_dir).ok
@@ -225,7 +218,7 @@ def test_backups_signed_with_a_replaced_key_need_the_old_key_or_allow_unsigned(
     stores: Stores, backup_dir: Path, tmp_path: Path
 ) -> None:
     """The data dir was re-initialised: a new key, older backups signed with the old one."""
-    _fill(stores)
+    fill(stores, 300, 12)
     manifest = backup.create_backup(stores, "market", "daily", backup_dir)
     key = backup_signing.key_path(stores.settings)
     old = tmp_path / "old.key"
@@ -250,23 +243,12 @@ def test_backups_signed_with_a_replaced_key_need_the_old_key_or_allow_unsigned(
 BATCH = 25
 
 
-def _start_writer(url: str) -> subprocess.Popen[str]:
-    writer = subprocess.Popen(
-        [sys.executable, "-m", "tests.ops.writer", url, str(BATCH)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert writer.stdout is not None
-    assert writer.stdout.readline().strip() == "ready"
-    return writer
-
-
 def _stop(writer: subprocess.Popen[str]) -> None:
     writer.kill()
     writer.wait()
 
 
+@pytest.mark.slow
 def test_restore_while_another_process_writes_is_refused_and_no_row_is_lost(
     make_settings: SettingsFactory, backup_dir: Path
 ) -> None:
@@ -274,7 +256,7 @@ def test_restore_while_another_process_writes_is_refused_and_no_row_is_lost(
     with Stores(settings) as stores:
         insert_candles(stores.engine("market"), 0, 1000, "BASE/USDT")
         manifest = backup.create_backup(stores, "market", "daily", backup_dir)
-        writer = _start_writer(stores.market.url)
+        writer = start_writer(stores.market.url, BATCH)
         try:
             time.sleep(0.2)
             with pytest.raises(StoreBusyError, match="nothing was restored"):
@@ -293,6 +275,7 @@ def test_restore_while_another_process_writes_is_refused_and_no_row_is_lost(
         _cleanup_aside(stores, restored)
 
 
+@pytest.mark.slow
 def test_force_restores_while_another_process_writes(
     make_settings: SettingsFactory, backup_dir: Path
 ) -> None:
@@ -300,7 +283,7 @@ def test_force_restores_while_another_process_writes(
     with Stores(settings) as stores:
         insert_candles(stores.engine("market"), 0, 500, "BASE/USDT")
         manifest = backup.create_backup(stores, "market", "daily", backup_dir)
-        writer = _start_writer(stores.market.url)
+        writer = start_writer(stores.market.url, BATCH)
         try:
             time.sleep(0.2)
             restored = backup.restore_backup(stores, manifest.id, backup_dir, force=True)
@@ -381,6 +364,7 @@ with Stores(load_settings()) as stores:
 """
 
 
+@pytest.mark.slow
 def test_killed_backup_leaves_an_owner_only_partial_that_the_next_backup_removes(
     make_settings: SettingsFactory, backup_dir: Path
 ) -> None:

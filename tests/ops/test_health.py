@@ -20,9 +20,8 @@ from cryptotrading.models import (
 )
 from cryptotrading.ops import health, monitoring
 from cryptotrading.stores import Stores
-from tests.conftest import SettingsFactory
-from tests.ops.conftest import invoke, run_cli
-from tests.ops.helpers import BASE_TS, count_rows, insert_candles, insert_metrics
+from tests.helpers import SettingsFactory, count_rows, invoke, run_cli
+from tests.ops.helpers import BASE_TS, drop_pg, insert_candles, insert_metrics
 
 JAN_2021 = BASE_TS
 FEB_2021 = 1_612_137_600_000
@@ -92,7 +91,7 @@ def test_record_keeps_snapshots_and_growth_is_per_day(stores: Stores) -> None:
 def test_thresholds_raise_alerts_events_and_exit_code(make_settings: SettingsFactory) -> None:
     settings = make_settings()
     result = invoke(settings, "health", "--json", "--record", "--min-free-disk", "100")
-    assert result.returncode == 1, result.stderr
+    assert result.exit_code == 1, result.stderr
     payload = json.loads(result.stdout)
     assert payload["ok"] is False
     assert [a["event_type"] for a in payload["alerts"]] == ["disk_space", "replication"]
@@ -110,7 +109,7 @@ def test_thresholds_raise_alerts_events_and_exit_code(make_settings: SettingsFac
         ]
         assert events[0][1] in ("warning", "critical")
     healthy = invoke(settings, "health", "--json", "--min-free-disk", "0")
-    assert healthy.returncode == 0, healthy.stdout
+    assert healthy.exit_code == 0, healthy.stdout
     assert json.loads(healthy.stdout)["recorded_rows"] is None
 
 
@@ -139,9 +138,7 @@ def test_unreachable_store_is_reported_down(make_settings: SettingsFactory) -> N
         if stores.get("replica").path is not None:
             stores.get("replica").path.unlink()  # type: ignore[union-attr]
         else:
-            from tests.ops.test_backup import _drop_pg
-
-            _drop_pg(stores.get("replica").url, str(stores.engine("replica").url.database))
+            drop_pg(stores.get("replica").url, str(stores.engine("replica").url.database))
             stores.close()
         report = health.check(stores, health.Thresholds(min_free_disk_percent=None))
     replica = _store(report, "replica")

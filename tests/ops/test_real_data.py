@@ -9,8 +9,8 @@ from pathlib import Path
 from cryptotrading.market.store import MarketStore
 from cryptotrading.ops import backup, health, replication
 from cryptotrading.stores import Stores
-from tests.ops.helpers import count_rows
-from tests.ops.test_replication import assert_in_step
+from tests.helpers import count_rows
+from tests.ops.helpers import assert_in_step
 
 
 def test_real_candles_partitions_replication_and_backup(

@@ -8,60 +8,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import insert, select
 
 from cryptotrading.errors import ConfigurationError
-from cryptotrading.models import CacheEntry, User, metadata
+from cryptotrading.models import CacheEntry
 from cryptotrading.ops import replication
 from cryptotrading.stores import Stores
-from tests.conftest import SettingsFactory
-from tests.ops.conftest import invoke, run_cli
-from tests.ops.helpers import insert_candles, insert_metrics
-
-
-def table_rows(engine: Engine, name: str) -> list[tuple[Any, ...]]:
-    """Every row of a table, in primary-key order (the watermark row left out)."""
-    table = metadata.tables[name]
-    query = select(table).order_by(*table.primary_key.columns)
-    if name == "cache_entries":
-        query = query.where(table.c.id != replication.WATERMARK_ID)
-    with engine.connect() as connection:
-        return [tuple(row) for row in connection.execute(query)]
-
-
-def assert_in_step(stores: Stores, *names: str) -> None:
-    for name in names:
-        source = stores.market if name == "time_series" else stores.app
-        assert table_rows(stores.engine(source), name) == table_rows(
-            stores.engine("replica"), name
-        ), name
-
-
-def add_user(engine: Engine, name: str) -> int:
-    with engine.begin() as connection:
-        return int(
-            connection.execute(
-                insert(User.__table__).returning(User.__table__.c.id),
-                {"username": name, "email": f"{name}@example.com", "password_hash": "x"},
-            ).scalar_one()
-        )
-
-
-def put_cache(engine: Engine, key: str, value: dict[str, Any]) -> None:
-    table = CacheEntry.__table__
-    now = datetime.now(UTC)
-    with engine.begin() as connection:
-        changed = connection.execute(
-            update(table).where(table.c.cache_key == key).values(value=value, updated_at=now)
-        ).rowcount
-        if not changed:
-            connection.execute(insert(table), {"cache_key": key, "value": value, "updated_at": now})
+from tests.helpers import SettingsFactory, invoke, make_user, run_cli
+from tests.ops.helpers import assert_in_step, insert_candles, insert_metrics, put_cache, table_rows
 
 
 def test_first_run_copies_everything_then_only_changes(stores: Stores) -> None:
     insert_candles(stores.engine("market"), 0, 120)
     insert_metrics(stores.engine("app"), 30)
-    add_user(stores.engine("app"), "alice")
+    make_user(stores.engine("app"), "alice")
     put_cache(stores.engine("app"), "k1", {"v": 1})
 
     runs = {r.table: r for r in replication.replicate_once(stores, batch_size=50)}
@@ -121,7 +81,7 @@ def test_replica_of_two_store_layout_via_url(make_settings: SettingsFactory) -> 
     replica_url = target.replica_url or f"sqlite:///{target.data_dir / 'rex.db'}"
     with Stores(make_settings("two", replica_url=replica_url)) as stores:
         insert_candles(stores.engine("market"), 0, 25)
-        add_user(stores.engine("app"), "bob")
+        make_user(stores.engine("app"), "bob")
         replication.replicate_once(stores)
         assert_in_step(stores, "time_series", "users")
 
@@ -145,7 +105,7 @@ def test_read_only_replica_gives_clear_error_source_untouched(
     settings = make_settings()
     with Stores(settings) as stores:
         insert_candles(stores.engine("market"), 0, 30)
-        add_user(stores.engine("app"), "carol")
+        make_user(stores.engine("app"), "carol")
         before = _fingerprint(stores)
         replica = stores.get("replica")
     prefix: tuple[str, ...] = ()
@@ -197,14 +157,14 @@ def test_cli_replicate_and_status_json(make_settings: SettingsFactory) -> None:
     with Stores(settings) as stores:
         insert_candles(stores.engine("market"), 0, 12)
     first = invoke(settings, "replicate", "--json", "--batch-size", "5")
-    assert first.returncode == 0, first.stderr
+    assert first.exit_code == 0, first.stderr
     runs = {r["table"]: r for r in json.loads(first.stdout)}
     assert (runs["market.time_series"]["rows"], runs["market.time_series"]["batches"]) == (12, 3)
     status = json.loads(invoke(settings, "replicate", "status", "--json").stdout)
     series = next(s for s in status if s["table"] == "market.time_series")
     assert (series["source_rows"], series["replica_rows"], series["pending_rows"]) == (12, 12, 0)
     bad = invoke(settings, "replicate", "--batch-size", "0")
-    assert bad.returncode == 2 and "batch-size" in bad.stderr
+    assert bad.exit_code == 2 and "batch-size" in bad.stderr
 
 
 def test_replica_on_the_other_backend(
@@ -229,7 +189,7 @@ def test_replica_on_the_other_backend(
     try:
         with Stores(make_settings("two", replica_url=replica_url)) as stores:
             insert_candles(stores.engine("market"), 0, 40)
-            user = add_user(stores.engine("app"), "dora")
+            user = make_user(stores.engine("app"), "dora")
             put_cache(stores.engine("app"), "doc", {"nested": [1, 2.5, "x"], "ok": True})
             with stores.engine("app").begin() as connection:
                 connection.execute(

@@ -15,9 +15,8 @@ import pytest
 from cryptotrading.db.engine import READ_ONLY
 from cryptotrading.ops import replication
 from cryptotrading.stores import Stores
-from tests.conftest import ROOT, SettingsFactory, settings_env
-from tests.ops.helpers import insert_candles, insert_metrics
-from tests.ops.test_replication import add_user, assert_in_step, put_cache, table_rows
+from tests.helpers import ROOT, SettingsFactory, make_user, settings_env
+from tests.ops.helpers import assert_in_step, insert_candles, insert_metrics, put_cache, table_rows
 
 TRIALS = 20
 TABLES = ("time_series", "system_metrics", "users", "cache_entries")
@@ -45,7 +44,7 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(
         for trial in range(TRIALS):
             insert_candles(market, trial * 60, 60, rng.choice(["BTC/USDT", "ETH/USDT"]))
             insert_metrics(app, 4, f"trial.{trial}")
-            add_user(app, f"user{trial}")
+            make_user(app, f"user{trial}")
             put_cache(app, f"key{trial % 3}", {"trial": trial})
             victim = subprocess.Popen(
                 [sys.executable, "-m", "tests.ops.replicator", "7"],
@@ -83,6 +82,7 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(
         assert len(table_rows(replica, "users")) == TRIALS
 
 
+@pytest.mark.slow
 def test_a_reader_of_the_replica_sees_whole_batches_only(make_settings: SettingsFactory) -> None:
     settings = make_settings()
     env = {**os.environ, **settings_env(settings)}

@@ -12,9 +12,8 @@ from sqlalchemy import func, insert, select, update
 from cryptotrading.models import CacheEntry, ErrorLog, FeatureCache, SystemMetric
 from cryptotrading.ops import backup, scheduler
 from cryptotrading.stores import Stores
-from tests.conftest import SettingsFactory
-from tests.ops.conftest import invoke
-from tests.ops.helpers import count_rows, insert_candles
+from tests.helpers import SettingsFactory, count_rows, invoke
+from tests.ops.helpers import insert_candles
 
 
 def test_first_run_runs_every_job_then_only_what_is_due(stores: Stores, backup_dir: Path) -> None:
@@ -100,7 +99,7 @@ def test_a_second_run_waits_for_none_while_the_lock_is_held(stores: Stores) -> N
 def test_cli_ops_run_schedule_and_cron(make_settings: SettingsFactory, backup_dir: Path) -> None:
     settings = make_settings()
     result = invoke(settings, "ops", "run", "--json", "--dir", str(backup_dir))
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     assert {r["job"] for r in json.loads(result.stdout)} == {j.name for j in scheduler.JOBS}
     schedule = json.loads(invoke(settings, "ops", "schedule", "--json").stdout)
     due = {row["job"]: row["due"] for row in schedule}
@@ -108,6 +107,6 @@ def test_cli_ops_run_schedule_and_cron(make_settings: SettingsFactory, backup_di
     forced = invoke(settings, "ops", "run", "--job", "cache-expiry", "--json")
     assert [r["job"] for r in json.loads(forced.stdout)] == ["cache-expiry"]
     unknown = invoke(settings, "ops", "run", "--job", "nope")
-    assert unknown.returncode == 5 and "unknown job 'nope'" in unknown.stderr
+    assert unknown.exit_code == 5 and "unknown job 'nope'" in unknown.stderr
     cron = invoke(settings, "ops", "cron")
-    assert cron.returncode == 0 and "ops run" in cron.stdout and cron.stdout.startswith("#")
+    assert cron.exit_code == 0 and "ops run" in cron.stdout and cron.stdout.startswith("#")
