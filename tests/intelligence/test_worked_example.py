@@ -1,4 +1,4 @@
-"""The worked example of the README's Trading section runs on both backends and its report is
+"""The worked example of docs/trading.md runs on both backends and its report is
 consistent with the stored outcomes."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The worked example of the README's Trading section: two toy models trade BTC and ETH on real
+"""The worked example of docs/trading.md: two toy models trade BTC and ETH on real
 Binance hourly candles (Jan-Mar 2021) through the whole chain, and the calibration
 report tells how well their confidence matched reality.
 

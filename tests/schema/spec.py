@@ -1,4 +1,4 @@
-"""What the spec (``shared/spec/DATABASE_SCHEMA.md``) demands, parsed from its text."""
+"""What the spec (``docs/spec/DATABASE_SCHEMA.md``) demands, parsed from its text."""
 
 from __future__ import annotations
 

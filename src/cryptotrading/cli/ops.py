@@ -116,7 +116,7 @@ def cron(ctx: typer.Context) -> None:
     base = f"{program} --data-dir {data_dir} --layout {settings.layout}"
     log = data_dir / "ops.log"
     typer.echo(
-        "# cryptotrading operations cadence (see README, Operations)\n"
+        "# cryptotrading operations cadence (see docs/operations.md)\n"
         f"*/5 * * * * {base} ops run >> {log} 2>&1\n"
         "# or, one job per line instead of `ops run`:\n"
         f"# */5 * * * * {base} replicate\n"
