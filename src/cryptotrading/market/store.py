@@ -99,7 +99,7 @@ def to_epoch_ms(value: TimeLike) -> int | None:
             ms = (stamp.to_pydatetime() - _EPOCH) // timedelta(milliseconds=1)
     except (TypeError, ValueError, OverflowError) as exc:
         raise ValidationError(
-            f"cannot use date {str(value)[:80]!r}: {str(exc)[:200]}",
+            f"cannot parse date {str(value)[:80]!r}: {str(exc)[:200]}",
             hint="Use an ISO date from 1970 up to 2100, e.g. 2021-01-31 or "
             "2021-01-31T12:00:00Z, or epoch ms.",
         ) from None
