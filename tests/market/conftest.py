@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from cryptotrading.market import MarketStore
 from cryptotrading.stores import Stores
+from tests.helpers import BINANCE_DIR, load_rows
 
-BINANCE = "binance_nfi_2020-12_2021-07"
+__all__ = ["load_rows"]  # moved to tests.helpers; still imported from here by two modules
 
 
 @pytest.fixture
@@ -23,11 +22,5 @@ def market(stores: Stores) -> Iterator[MarketStore]:
 
 @pytest.fixture(scope="session")
 def binance_dir(market_data_dir: Path) -> Path:
-    return market_data_dir / BINANCE
-
-
-def load_rows(path: Path) -> list[list[Any]]:
-    """ccxt/freqtrade JSON candle rows of a real file."""
-    with path.open() as handle:
-        rows: list[list[Any]] = json.load(handle)
-    return rows
+    """The real Binance candles (BTC/ETH 1h and 5m, 2020-12 .. 2021-07)."""
+    return market_data_dir / BINANCE_DIR

@@ -14,7 +14,7 @@ from cryptotrading.market import MarketStore
 from cryptotrading.market.download import download_ohlcv
 from cryptotrading.settings import load_settings
 from cryptotrading.stores import Stores
-from tests.market.conftest import load_rows
+from tests.helpers import load_rows
 from tests.market.recorded import bitstamp_ohlc_route, recorded_exchange
 
 

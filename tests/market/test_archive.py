@@ -13,8 +13,7 @@ from sqlalchemy import text
 from cryptotrading.market import MarketStore
 from cryptotrading.market.archive import archive_time_series
 from cryptotrading.stores import Stores
-from tests.market.conftest import load_rows
-from tests.market.test_import_cli import cli, cli_json
+from tests.helpers import invoke, invoke_json, load_rows
 
 NOW = datetime(2021, 7, 18, tzinfo=UTC)
 
@@ -96,7 +95,7 @@ def test_series_and_latest_include_the_archive(market: MarketStore, binance_dir:
     market.write_ohlcv([btc[0]], symbol="BTC/USDT", timeframe="1h", exchange="kraken")
     assert market.latest("BTC/USDT")["BTC/USDT"].timestamp == newest_archived[0]
     assert market.latest("BTC/USDT", exchange="kraken")["BTC/USDT"].timestamp == btc[0][0]
-    listed = cli_json(market.stores.settings, "market", "list", "--json")
+    listed = invoke_json(market.stores.settings, "market", "list", "--json")
     assert {(item["symbol"], item["exchange"], item["archived"]) for item in listed} == {
         ("BTC/USDT", "binance", moved["BTC/USDT"]),
         ("BTC/USDT", "kraken", 0),
@@ -108,17 +107,17 @@ def test_archive_cli(market: MarketStore, binance_dir: Path) -> None:
     settings = market.stores.settings
     rows = load_rows(binance_dir / "SOL_USDT-1h.json")
     market.write_ohlcv(rows, symbol="SOL/USDT", timeframe="1h")
-    plan = cli_json(settings, "market", "archive", "--older-than", "1d", "--dry-run", "--json")
+    plan = invoke_json(settings, "market", "archive", "--older-than", "1d", "--dry-run", "--json")
     assert plan["dry_run"] and plan["rows"] == len(rows) and len(plan["partitions"]) == 8
     assert {p["month"] for p in plan["partitions"]} >= {"2020-12", "2021-07"}
     assert _hot_rows(market) == len(rows) and not market.archive_dir.exists()
-    report = cli_json(settings, "market", "archive", "--older-than", "2000w", "--json")
+    report = invoke_json(settings, "market", "archive", "--older-than", "2000w", "--json")
     assert report["rows"] == 0  # nothing is 38 years old
-    report = cli_json(settings, "market", "archive", "--older-than", "1d", "--json")
+    report = invoke_json(settings, "market", "archive", "--older-than", "1d", "--json")
     assert report["rows"] == len(rows) and Path(report["archive_dir"]).is_dir()
     with Stores(settings) as stores:
         assert _hot_rows(MarketStore(stores)) == 0
-    shown = cli_json(settings, "market", "show", "SOL/USDT", "-t", "1h", "--output", "json")
+    shown = invoke_json(settings, "market", "show", "SOL/USDT", "-t", "1h", "--output", "json")
     assert [item["timestamp"] for item in shown] == [row[0] for row in rows]
 
 
@@ -132,10 +131,10 @@ def test_verify_archive_and_db_check_catch_damaged_partitions(
     rows = load_rows(binance_dir / "XRP_USDT-1h.json")
     market.write_ohlcv(rows, symbol="XRP/USDT", timeframe="1h", exchange="binance")
     archive_time_series(market.engine, market.archive_dir, timedelta(days=60), now=NOW)
-    intact = cli_json(settings, "market", "verify-archive", "--json")
+    intact = invoke_json(settings, "market", "verify-archive", "--json")
     assert intact["ok"] and len(intact["partitions"]) == 6
     assert sum(p["rows"] for p in intact["partitions"]) == _archived_rows(market)
-    checked = cli_json(settings, "db", "check", "--json")
+    checked = invoke_json(settings, "db", "check", "--json")
     assert (
         checked["ok"]
         and {"store": "archive", "check": "partitions", "ok": True, "detail": ""}
@@ -147,7 +146,7 @@ def test_verify_archive_and_db_check_catch_damaged_partitions(
     pq.write_table(table.slice(1), files[0])  # one candle lost
     (files[1].parent / "_manifest.json").unlink()
     files[2].write_bytes(b"not parquet at all")
-    result = cli(settings, "market", "verify-archive", "--json")
+    result = invoke(settings, "market", "verify-archive", "--json")
     assert result.exit_code == 1
     problems = {
         Path(p["partition"]).name: p["problem"] for p in json.loads(result.stdout)["partitions"]
@@ -156,7 +155,7 @@ def test_verify_archive_and_db_check_catch_damaged_partitions(
     assert problems[files[1].parent.name].startswith("no manifest")
     assert problems[files[2].parent.name].startswith("unreadable Parquet file")
     assert sum(1 for problem in problems.values() if not problem) == 3
-    failed = cli(settings, "db", "check", "--json")
+    failed = invoke(settings, "db", "check", "--json")
     assert failed.exit_code == 1
     (archive,) = [r for r in json.loads(failed.stdout)["results"] if r["store"] == "archive"]
     assert not archive["ok"] and archive["detail"].startswith("3 of 6 partitions:")

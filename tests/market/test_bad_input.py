@@ -10,7 +10,7 @@ import pytest
 
 from cryptotrading.errors import ValidationError
 from cryptotrading.market import MarketStore
-from tests.market.conftest import load_rows
+from tests.helpers import load_rows
 
 SYMBOL = "BTC/USDT"
 

@@ -10,12 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from cryptotrading.market import MarketStore
 from cryptotrading.settings import Settings
 from cryptotrading.stores import Stores
-from tests.conftest import SettingsFactory, settings_env
-from tests.market.conftest import load_rows
+from tests.helpers import SettingsFactory, load_rows, settings_env
 
 PAIRS = ("ADA", "DOGE", "DOT", "LINK")
 
@@ -58,6 +58,7 @@ with Stores(load_settings()) as stores:
 """
 
 
+@pytest.mark.slow  # reader and writer processes for seconds
 def test_large_reads_during_writes_see_whole_batches(
     market: MarketStore, binance_dir: Path
 ) -> None:

@@ -14,7 +14,7 @@ from cryptotrading.errors import CryptotradingError, ValidationError
 from cryptotrading.market import MarketStore
 from cryptotrading.market.download import download_ohlcv, make_exchange
 from cryptotrading.market.jobs import job_status
-from tests.market.conftest import load_rows
+from tests.helpers import load_rows
 from tests.market.recorded import bitstamp_ohlc_route, recorded_exchange, static_cases
 
 SINCE = "2020-12-01"

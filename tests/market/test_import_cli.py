@@ -6,21 +6,15 @@ import gzip
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from cryptotrading.cli import app
 from cryptotrading.market import MarketStore
 from cryptotrading.market.formats import detect_format
 from cryptotrading.settings import Settings
 from cryptotrading.stores import Stores
-from tests.conftest import SettingsFactory, settings_env
-from tests.market.conftest import BINANCE, load_rows
-
-runner = CliRunner()
+from tests.helpers import BINANCE_DIR, SettingsFactory, invoke, invoke_json, load_rows
 
 
 @pytest.fixture
@@ -28,19 +22,8 @@ def settings(make_settings: SettingsFactory) -> Settings:
     return make_settings("three")
 
 
-def cli(settings: Settings, *args: str) -> Any:
-    result = runner.invoke(app, list(args), env=settings_env(settings))
-    return result
-
-
-def cli_json(settings: Settings, *args: str) -> Any:
-    result = cli(settings, *args)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
-
-
 REAL_FILES = [
-    (f"{BINANCE}/BTC_USDT-1h.json", "json", "BTC/USDT", "1h", 5482),
+    (f"{BINANCE_DIR}/BTC_USDT-1h.json", "json", "BTC/USDT", "1h", 5482),
     ("freqtrade_testdata/UNITTEST_BTC-1m.json", "json", "UNITTEST/BTC", "1m", 13681),
     ("freqtrade_testdata/XRP_ETH-1m.feather", "feather", "XRP/ETH", "1m", 2469),
     ("nautilus_testdata/btc-perp-20211231-20220201_1m.csv", "csv", "BTC-PERP", "1m", 45031),
@@ -62,16 +45,16 @@ def test_import_real_file(
 ) -> None:
     path = market_data_dir / name
     assert detect_format(path) == fmt
-    payload = cli_json(
+    payload = invoke_json(
         settings, "market", "import", str(path), "-s", symbol, "-t", timeframe, "-e", "x", "--json"
     )
     assert payload["format"] == fmt
     assert (payload["rows"], payload["changed"], payload["unchanged"]) == (rows, rows, 0)
-    again = cli_json(
+    again = invoke_json(
         settings, "market", "import", str(path), "-s", symbol, "-t", timeframe, "-e", "x", "--json"
     )
     assert (again["changed"], again["unchanged"]) == (0, rows)
-    listed = cli_json(settings, "market", "list", "--json")
+    listed = invoke_json(settings, "market", "list", "--json")
     assert [(s["symbol"], s["timeframe"], s["rows"]) for s in listed] == [(symbol, timeframe, rows)]
 
 
@@ -84,22 +67,22 @@ def test_import_gz_and_parquet_roundtrip(
         shutil.copyfileobj(raw, out)
     renamed = tmp_path / "candles.dat"  # the extension does not matter
     shutil.copy(packed, renamed)
-    first = cli_json(
+    first = invoke_json(
         settings, "market", "import", str(renamed), "-s", "ETH/USDT", "-t", "1h", "--json"
     )
     assert (first["format"], first["rows"]) == ("json.gz", 5482)
     exported = tmp_path / "eth.parquet"
-    out = cli_json(
+    out = invoke_json(
         settings, "market", "export", str(exported), "-s", "ETH/USDT", "-t", "4h", "--json"
     )
     assert out["format"] == "parquet" and detect_format(exported) == "parquet"
     csv_out = tmp_path / "eth.csv"
-    cli_json(settings, "market", "export", str(csv_out), "-s", "ETH/USDT", "-t", "1h", "--json")
-    back = cli_json(
+    invoke_json(settings, "market", "export", str(csv_out), "-s", "ETH/USDT", "-t", "1h", "--json")
+    back = invoke_json(
         settings, "market", "import", str(exported), "-s", "ETH4H", "-t", "4h", "--json"
     )
     assert back["rows"] == out["rows"] > 1300
-    again = cli_json(
+    again = invoke_json(
         settings, "market", "import", str(csv_out), "-s", "ETH/USDT", "-t", "1h", "--json"
     )
     assert (again["format"], again["changed"], again["unchanged"]) == ("csv", 0, 5482)
@@ -112,7 +95,7 @@ def test_import_gz_and_parquet_roundtrip(
 
 def test_show_json_shape_and_formats(settings: Settings, binance_dir: Path) -> None:
     path = binance_dir / "BTC_USDT-5m.json"
-    cli_json(
+    invoke_json(
         settings,
         "market",
         "import",
@@ -125,7 +108,7 @@ def test_show_json_shape_and_formats(settings: Settings, binance_dir: Path) -> N
         "binance",
         "--json",
     )
-    shown = cli_json(
+    shown = invoke_json(
         settings,
         "market",
         "show",
@@ -148,20 +131,21 @@ def test_show_json_shape_and_formats(settings: Settings, binance_dir: Path) -> N
         assert isinstance(item["timestamp"], int)
         assert [item[k] for k in ("open", "high", "low", "close")] == hourly[item["timestamp"]][1:5]
     assert shown[0]["timestamp"] == 1609459200000
-    as_csv = cli(settings, "market", "show", "BTC/USDT", "-t", "1d", "-n", "2", "--output", "csv")
+    as_csv = invoke(
+        settings, "market", "show", "BTC/USDT", "-t", "1d", "-n", "2", "--output", "csv"
+    )
     assert as_csv.exit_code == 0, as_csv.output
     lines = as_csv.stdout.strip().splitlines()
     assert lines[0] == "timestamp,open,high,low,close,volume" and len(lines) == 3
-    table = cli(settings, "market", "show", "BTC/USDT", "-t", "5m", "-n", "3")
+    table = invoke(settings, "market", "show", "BTC/USDT", "-t", "5m", "-n", "3")
     assert table.exit_code == 0 and "3 candles" in table.stdout and "2021-07-17" in table.stdout
     # an 80-column terminal shows whole times (not 2021-07-17T2…) and rounded volumes
-    narrow = runner.invoke(
-        app, ["market", "show", "BTC/USDT", "-t", "1h", "-n", "3"],
-        env={**settings_env(settings), "COLUMNS": "80"},
-    )  # fmt: skip
+    narrow = invoke(
+        settings, "market", "show", "BTC/USDT", "-t", "1h", "-n", "3", env={"COLUMNS": "80"}
+    )
     assert "…" not in narrow.stdout and "2021-07-17 20:00" in narrow.stdout, narrow.stdout
     assert max(map(len, narrow.stdout.splitlines())) <= 80
-    daily = cli(settings, "market", "show", "BTC/USDT", "-t", "1d", "-n", "2")
+    daily = invoke(settings, "market", "show", "BTC/USDT", "-t", "1d", "-n", "2")
     assert "│ 2021-07-17 │" in daily.stdout, daily.stdout
 
 
@@ -169,7 +153,7 @@ def test_cli_bad_input_writes_nothing(
     settings: Settings, market_data_dir: Path, binance_dir: Path, tmp_path: Path
 ) -> None:
     trades = market_data_dir / "nautilus_testdata" / "btcusdt-trades.parquet"
-    result = cli(settings, "market", "import", str(trades), "-s", "BTC/USDT", "-t", "1m")
+    result = invoke(settings, "market", "import", str(trades), "-s", "BTC/USDT", "-t", "1m")
     assert result.exit_code == 5
     assert "missing column(s) open, high, low, close, volume" in result.stderr
     assert "hint:" in result.stderr
@@ -177,7 +161,7 @@ def test_cli_bad_input_writes_nothing(
     rows[4000][3] = -rows[4000][3]
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps(rows))
-    result = cli(
+    result = invoke(
         settings,
         "market",
         "import",
@@ -191,22 +175,24 @@ def test_cli_bad_input_writes_nothing(
     )
     assert result.exit_code == 5
     assert "row 4000" in result.stderr and "nothing was written" in result.stderr
-    result = cli(
+    result = invoke(
         settings, "market", "import", str(binance_dir / "BTC_USDT-5m.json"), "-s", "B", "-t", "1h"
     )
     assert result.exit_code == 5 and "not on the 1h grid" in result.stderr
-    missing = cli(settings, "market", "import", str(tmp_path / "nope.csv"), "-s", "B", "-t", "1h")
+    missing = invoke(
+        settings, "market", "import", str(tmp_path / "nope.csv"), "-s", "B", "-t", "1h"
+    )
     assert missing.exit_code == 6
-    shown = cli(settings, "market", "show", "BTC/USDT", "--output", "xml")
+    shown = invoke(settings, "market", "show", "BTC/USDT", "--output", "xml")
     assert shown.exit_code == 5
-    assert cli_json(settings, "market", "list", "--json") == []
+    assert invoke_json(settings, "market", "list", "--json") == []
 
 
 def test_import_records_job(settings: Settings, binance_dir: Path) -> None:
     from cryptotrading.market.jobs import job_status
 
     path = binance_dir / "SOL_USDT-1h.json"
-    payload = cli_json(
+    payload = invoke_json(
         settings,
         "market",
         "import",
@@ -234,24 +220,24 @@ def test_more_bad_files_write_nothing(
     settings: Settings, market_data_dir: Path, binance_dir: Path, tmp_path: Path
 ) -> None:
     trades = market_data_dir / "freqtrade_testdata" / "XRP_ETH-trades.json.gz"
-    result = cli(settings, "market", "import", str(trades), "-s", "XRP/ETH", "-t", "1m")
+    result = invoke(settings, "market", "import", str(trades), "-s", "XRP/ETH", "-t", "1m")
     assert result.exit_code == 5 and "cannot read candles" in result.stderr
     rows = load_rows(binance_dir / "DOGE_USDT-1h.json")
     descending = tmp_path / "descending.json"
     descending.write_text(json.dumps(rows[::-1]))
-    result = cli(settings, "market", "import", str(descending), "-s", "DOGE/USDT", "-t", "1h")
+    result = invoke(settings, "market", "import", str(descending), "-s", "DOGE/USDT", "-t", "1h")
     assert result.exit_code == 5 and "row 1 " in result.stderr and "unsorted" in result.stderr
     truncated = tmp_path / "truncated.json"
     truncated.write_text(json.dumps(rows)[:-1000])
-    result = cli(settings, "market", "import", str(truncated), "-s", "DOGE/USDT", "-t", "1h")
+    result = invoke(settings, "market", "import", str(truncated), "-s", "DOGE/USDT", "-t", "1h")
     assert result.exit_code == 5 and "cannot read truncated.json as json" in result.stderr
     headerless = tmp_path / "five.csv"
     headerless.write_text("1606780800000,1,2,0.5,1.5\n")
-    result = cli(settings, "market", "import", str(headerless), "-s", "DOGE/USDT", "-t", "1h")
+    result = invoke(settings, "market", "import", str(headerless), "-s", "DOGE/USDT", "-t", "1h")
     assert result.exit_code == 5 and "6 columns" in result.stderr
-    unknown = cli(settings, "market", "show", "DOGE/USDT", "-t", "1h")
+    unknown = invoke(settings, "market", "show", "DOGE/USDT", "-t", "1h")
     assert unknown.exit_code == 6 and "no 1h candles for DOGE/USDT" in unknown.stderr
-    assert cli_json(settings, "market", "list", "--json") == []
+    assert invoke_json(settings, "market", "list", "--json") == []
 
 
 def test_json_records_and_epoch_seconds(
@@ -268,11 +254,11 @@ def test_json_records_and_epoch_seconds(
             f"{row[0] // 1000},{row[1]},{row[2]},{row[3]},{row[4]},{row[5]}\n" for row in rows
         )
     )
-    first = cli_json(
+    first = invoke_json(
         settings, "market", "import", str(records), "-s", "DOT/USDT", "-t", "1h", "--json"
     )
     assert (first["format"], first["changed"]) == ("json", 240)
-    second = cli_json(
+    second = invoke_json(
         settings, "market", "import", str(seconds), "-s", "DOT/USDT", "-t", "1h", "--json"
     )
     assert (second["format"], second["changed"], second["unchanged"]) == ("csv", 0, 240)

@@ -17,8 +17,7 @@ from cryptotrading.db.session import unit_of_work
 from cryptotrading.market import MarketStore
 from cryptotrading.models.quality import DataIngestionJob
 from cryptotrading.stores import Stores
-from tests.conftest import SettingsFactory, settings_env
-from tests.market.conftest import load_rows
+from tests.helpers import SettingsFactory, load_rows, settings_env
 
 BATCH = 200
 

@@ -25,8 +25,7 @@ from cryptotrading.market import MarketStore, native_read
 from cryptotrading.ops.lifecycle import initialize
 from cryptotrading.settings import Settings
 from cryptotrading.stores import Stores
-from tests.conftest import settings_env
-from tests.market.conftest import load_rows
+from tests.helpers import load_rows, settings_env
 
 FIVE_MINUTES = 300_000
 

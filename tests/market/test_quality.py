@@ -14,8 +14,7 @@ from cryptotrading.market.candles import to_candles
 from cryptotrading.market.importer import import_file
 from cryptotrading.market.quality import assess, count_outliers, find_gaps, quality_pass
 from cryptotrading.models.quality import DataQualityMetric
-from tests.market.conftest import load_rows
-from tests.market.test_import_cli import cli_json
+from tests.helpers import invoke_json, load_rows
 
 HOUR = 3_600_000
 #: The six Binance outages of SOURCES.md: (first missing hour UTC, hours missing).
@@ -111,9 +110,9 @@ def test_quality_and_gaps_cli(
         timeframe="1h",
         exchange="binance",
     )
-    gaps = cli_json(settings, "market", "gaps", "LINK/USDT", "-t", "1h", "--json")
+    gaps = invoke_json(settings, "market", "gaps", "LINK/USDT", "-t", "1h", "--json")
     assert [g["missing"] for g in gaps] == [m for _, m in OUTAGES]
     assert set(gaps[0]) == {"start", "end", "missing", "start_iso", "end_iso"}
-    quality = cli_json(settings, "market", "quality", "--json")
+    quality = invoke_json(settings, "market", "quality", "--json")
     assert quality[0]["symbol"] == "LINK/USDT" and quality[0]["gaps_count"] == 6
     assert quality[0]["staleness_seconds"] > 0

@@ -12,8 +12,7 @@ import pytest
 from cryptotrading.errors import NotFoundError, ValidationError
 from cryptotrading.market import CANDLE_DTYPE, MarketStore
 from cryptotrading.market.quality import find_gaps
-from tests.market.conftest import load_rows
-from tests.market.test_import_cli import cli, cli_json
+from tests.helpers import invoke, invoke_json, load_rows
 
 HOUR = 3_600_000
 
@@ -257,12 +256,12 @@ def test_read_panel_aligns_symbols(market: MarketStore, binance_dir: Path) -> No
         market.read_panel([*symbols, "DOGE/USDT"], "1h")
 
     settings = market.stores.settings
-    shown = cli_json(settings, "market", "panel", *symbols, "-t", "1h", "-o", "json")
+    shown = invoke_json(settings, "market", "panel", *symbols, "-t", "1h", "-o", "json")
     assert [row["timestamp"] for row in shown] == panel.index.as_unit("ms").asi8.tolist()
     assert [row["LTC/USDT"] for row in shown[100:110]] == [None] * 10
     assert [row["BTC/USDT"] for row in shown] == panel["BTC/USDT"].tolist()
-    csv_out = cli(settings, "market", "panel", *symbols, "-t", "1h", "-n", "2", "-o", "csv")
+    csv_out = invoke(settings, "market", "panel", *symbols, "-t", "1h", "-n", "2", "-o", "csv")
     assert csv_out.stdout.splitlines()[0] == "timestamp,BTC/USDT,ETH/USDT,LTC/USDT"
     assert len(csv_out.stdout.splitlines()) == 3
-    bad = cli(settings, "market", "panel", "BTC/USDT", "-o", "xml")
+    bad = invoke(settings, "market", "panel", "BTC/USDT", "-o", "xml")
     assert bad.exit_code == 5 and "unknown output format 'xml'" in bad.stderr

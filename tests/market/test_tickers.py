@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from cryptotrading.db.session import unit_of_work
 from cryptotrading.errors import NotFoundError, ValidationError
 from cryptotrading.market.tickers import aggregate, fetch_and_store, store_tickers
 from cryptotrading.models.market import AggregatedMarketData, MarketData, MarketDataSource
 from cryptotrading.stores import Stores
+from tests.helpers import count_rows
 from tests.market.recorded import recorded_exchange, static_cases
 
 EXCHANGES = ("p2b", "bitstamp", "coinbaseexchange")
@@ -27,11 +28,6 @@ def _recorded_ticker_exchange(market_data_dir: Path, exchange_id: str) -> Any:
     return recorded_exchange(exchange_id, lambda path, query: case["httpResponse"]), case
 
 
-def _count(stores: Stores, model: Any) -> int:
-    with unit_of_work(stores.engine(stores.app)) as session:
-        return int(session.scalar(select(func.count()).select_from(model)) or 0)
-
-
 def test_parsed_by_ccxt_stored_and_aggregated(stores: Stores, market_data_dir: Path) -> None:
     parsed = {}
     for exchange_id in EXCHANGES:
@@ -41,7 +37,11 @@ def test_parsed_by_ccxt_stored_and_aggregated(stores: Stores, market_data_dir: P
             assert ticker[key] == case["parsedResponse"][key], (exchange_id, key)
         store_tickers(stores, exchange_id, [ticker], received_at=RECORDED_AT)
         parsed[exchange_id] = ticker
-    assert _count(stores, MarketDataSource) == _count(stores, MarketData) == 3
+    assert (
+        count_rows(stores.engine(stores.app), MarketDataSource)
+        == count_rows(stores.engine(stores.app), MarketData)
+        == 3
+    )
     result = aggregate(stores, "BTC/USDT", now=NOW)
     prices = [parsed[e]["last"] for e in EXCHANGES]
     volumes = [parsed[e]["baseVolume"] for e in EXCHANGES]
@@ -116,7 +116,11 @@ def test_bad_tickers_write_nothing(stores: Stores, market_data_dir: Path) -> Non
             store_tickers(stores, "bitstamp", [good, bad])
     with pytest.raises(ValidationError, match="invalid source"):
         store_tickers(stores, "", [good])
-    assert _count(stores, MarketDataSource) == _count(stores, MarketData) == 0
+    assert (
+        count_rows(stores.engine(stores.app), MarketDataSource)
+        == count_rows(stores.engine(stores.app), MarketData)
+        == 0
+    )
 
 
 def test_fetch_and_store_through_ccxt(stores: Stores, market_data_dir: Path) -> None:
@@ -125,29 +129,29 @@ def test_fetch_and_store_through_ccxt(stores: Stores, market_data_dir: Path) -> 
     assert stored == {e: ["BTC/USDT"] for e in EXCHANGES}
     with pytest.raises(ValidationError, match="does not list"):
         fetch_and_store(stores, exchanges[:1], ["DOGE/EUR"])
-    assert _count(stores, MarketDataSource) == 3
+    assert count_rows(stores.engine(stores.app), MarketDataSource) == 3
 
 
 def test_aggregate_and_download_cli_errors(make_settings: Any, market_data_dir: Path) -> None:
-    from tests.market.test_import_cli import cli, cli_json
+    from tests.helpers import invoke, invoke_json
 
     settings = make_settings("three")
     with Stores(settings) as opened:
         for exchange_id in EXCHANGES:
             ticker = static_cases(market_data_dir, exchange_id)["fetchTicker"][0]["parsedResponse"]
             store_tickers(opened, exchange_id, [{**ticker, "timestamp": None}])
-    result = cli_json(settings, "market", "aggregate", "BTC/USDT", "--json")
+    result = invoke_json(settings, "market", "aggregate", "BTC/USDT", "--json")
     assert result["sources_count"] == 3 and result["symbol"] == "BTC/USDT"
     assert set(result) >= {"avg_price", "vwap", "spread_pct", "stale_excluded", "outliers_excluded"}
-    missing = cli(settings, "market", "aggregate", "ETH/USDT")
+    missing = invoke(settings, "market", "aggregate", "ETH/USDT")
     assert missing.exit_code == 6 and "no quotes stored" in missing.stderr
-    unknown = cli(
+    unknown = invoke(
         settings, "market", "download", "-e", "nosuch", "-s", "BTC/USDT", "--since", "2021-01-01"
     )
     assert unknown.exit_code == 5 and "unknown exchange" in unknown.stderr
-    backwards = cli(
+    backwards = invoke(
         settings, "market", "download", "-e", "bitstamp", "-s", "BTC/USDT",
         "--since", "2021-02-01", "--until", "2021-01-01",
     )  # fmt: skip
     assert backwards.exit_code == 5 and "not after" in backwards.stderr
-    assert cli_json(settings, "market", "list", "--json") == []
+    assert invoke_json(settings, "market", "list", "--json") == []

@@ -15,7 +15,7 @@ from cryptotrading.market import MarketStore, parse_timeframe
 from cryptotrading.market.trades import read_trades_file, to_trades, trades_to_candles
 from cryptotrading.settings import Settings
 from cryptotrading.stores import Stores
-from tests.market.test_import_cli import cli, cli_json
+from tests.helpers import invoke, invoke_json
 
 OHLCV = ["open", "high", "low", "close", "volume"]
 T = 1_609_459_200_000  # 2021-01-01T00:00Z
@@ -97,7 +97,7 @@ def test_bad_trades_are_named(trades: object, message: str) -> None:
 def test_store_and_cli_import_trades(market: MarketStore, freqtrade: Path, tmp_path: Path) -> None:
     settings: Settings = market.stores.settings
     path = freqtrade / "XRP_ETH-trades.json.gz"
-    payload = cli_json(
+    payload = invoke_json(
         settings, "market", "import-trades", str(path), "-s", "XRP/ETH", "-e", "binance", "--json"
     )
     assert (payload["rows"], payload["changed"], payload["format"]) == (2469, 2469, "json.gz")
@@ -114,20 +114,20 @@ def test_store_and_cli_import_trades(market: MarketStore, freqtrade: Path, tmp_p
         assert (again.rows, again.changed) == (2469, 0)
         hourly = store.read_ohlcv("XRP/ETH", "1h")
         assert hourly["volume"].sum() == pytest.approx(expected["volume"].sum(), rel=1e-12)
-    five = cli_json(
+    five = invoke_json(
         settings, "market", "import-trades", str(path), "-s", "XRP/ETH5", "-t", "5m", "--json"
     )
     assert five["rows"] == len(expected.set_index("date").resample("5min").first().dropna())
     # bad input: a candle file, a broken trade -- clear errors, nothing written
     candles = freqtrade / "UNITTEST_BTC-1m.json"
-    result = cli(settings, "market", "import-trades", str(candles), "-s", "BAD/ETH")
+    result = invoke(settings, "market", "import-trades", str(candles), "-s", "BAD/ETH")
     assert result.exit_code == 5 and "7 values (Freqtrade) or all 3" in result.stderr
     with gzip.open(path) as handle:
         rows = json.load(handle)
     rows[5000][4] = 0
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps(rows))
-    result = cli(settings, "market", "import-trades", str(broken), "-s", "BAD/ETH")
+    result = invoke(settings, "market", "import-trades", str(broken), "-s", "BAD/ETH")
     assert result.exit_code == 5 and "trade 5000" in result.stderr and "hint:" in result.stderr
-    listed = {item["symbol"] for item in cli_json(settings, "market", "list", "--json")}
+    listed = {item["symbol"] for item in invoke_json(settings, "market", "list", "--json")}
     assert listed == {"XRP/ETH", "XRP/ETH5"}
