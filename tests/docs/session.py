@@ -24,9 +24,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from tests.conftest import ROOT, SHARED_DIR
 from tests.docs.markdown import Block
 from tests.docs.zygote import write_client
+from tests.helpers import ROOT, SHARED_DIR
 
 VENV_BIN = Path(sys.executable).parent
 BLOCK_TIMEOUT = 300.0

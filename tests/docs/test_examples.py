@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
 from tests.docs.markdown import LANGUAGES, MARKER, blocks, runnable_blocks
 from tests.docs.session import PageSession, zygote
+from tests.helpers import ROOT
 
 GENERATED = {ROOT / "docs" / "cli.md"}
 PAGES = [

@@ -25,7 +25,7 @@ from cryptotrading.models import (
 )
 from cryptotrading.ops import check, lifecycle
 from cryptotrading.stores import Stores
-from tests.conftest import SettingsFactory
+from tests.helpers import SettingsFactory
 
 
 def test_history_reproduces_the_spec() -> None:

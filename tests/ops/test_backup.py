@@ -67,8 +67,6 @@ def test_restore_brings_back_the_backed_up_rows_and_keeps_the_old_aside(
             assert count_rows(old, "time_series") == 600
         finally:
             old.dispose()
-            from tests.conftest import PostgresServer  # noqa: F401  (dropped below)
-
             drop_pg(stores.market.url, restored.kept_aside)
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import inspect
 
 from cryptotrading.models import CATEGORIES, EXTENSIONS, metadata
 from cryptotrading.stores import Stores
-from tests.conftest import SettingsFactory
+from tests.helpers import SettingsFactory
 from tests.schema.spec import SPEC_INDEXES, SPEC_RELATIONSHIPS, expected_columns, spec_tables
 
 
