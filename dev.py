@@ -3,6 +3,7 @@
 
     python3 dev.py run     create .venv, initialise ./data and run the main job
     python3 dev.py test    create .venv, lint (ruff, mypy) and run the whole test suite
+    python3 dev.py test --fast   the same without the tests marked slow (local loops)
     python3 dev.py lint    ruff and mypy only
     python3 dev.py bench   the benchmarks under bench/
     python3 dev.py fuzz    the CLI fuzz suite (tests/fuzz) with 500 random examples per test
@@ -111,8 +112,10 @@ def main(argv: list[str]) -> None:
         lint()
     elif task == "test":
         lint()
+        fast = ["-m", "not slow"] if "--fast" in rest else []  # skip the long trials
+        rest = [arg for arg in rest if arg != "--fast"]
         parallel = [] if any(arg.startswith("-n") for arg in rest) else ["-n", "auto"]
-        sh(BIN / "pytest", *parallel, *rest)
+        sh(BIN / "pytest", *parallel, *fast, *rest)
     elif task == "fuzz":
         os.environ.setdefault("CRYPTOTRADING_FUZZ_EXAMPLES", "500")
         os.environ.setdefault("CRYPTOTRADING_FUZZ_RANDOM", "1")
