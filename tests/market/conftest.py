@@ -11,7 +11,8 @@ from cryptotrading.market import MarketStore
 from cryptotrading.stores import Stores
 from tests.helpers import BINANCE_DIR, load_rows
 
-__all__ = ["load_rows"]  # moved to tests.helpers; still imported from here by two modules
+BINANCE = BINANCE_DIR
+__all__ = ["BINANCE", "load_rows"]  # moved to tests.helpers; some modules still import them here
 
 
 @pytest.fixture
