@@ -18,6 +18,17 @@ class BatchMark(NamedTuple):
     number: int
 
 
+def series_filters(
+    placeholder: str, frequency: str | None, exchange: str | None, *, table: str = ""
+) -> tuple[str, list[Any]]:
+    """The optional ``AND frequency = ?``/``AND exchange = ?`` clauses (with the driver's
+    *placeholder*, columns prefixed by *table*) for the values given, and their values."""
+    given = [(name, value) for name, value in (("frequency", frequency), ("exchange", exchange))]
+    kept = [(name, value) for name, value in given if value is not None]
+    clauses = "".join(f" AND {table}{name} = {placeholder}" for name, _ in kept)
+    return clauses, [value for _, value in kept]
+
+
 class CandleBackend(Protocol):
     """Transactions, writes that skip unchanged rows, and the reads of ``time_series``."""
 

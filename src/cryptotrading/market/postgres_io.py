@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import Engine
 
-from cryptotrading.market.backend import BatchMark
+from cryptotrading.market.backend import BatchMark, series_filters
 from cryptotrading.market.candles import COLUMNS, Candles, unstored
 
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
@@ -242,13 +242,7 @@ def latest(
     exchange: str | None,
 ) -> list[tuple[Any, ...]]:
     """Newest candle per symbol through the (symbol, timestamp) index, one query."""
-    extra, params = "", []
-    if frequency is not None:
-        extra += " AND t.frequency = %s"
-        params.append(frequency)
-    if exchange is not None:
-        extra += " AND t.exchange = %s"
-        params.append(exchange)
+    extra, params = series_filters("%s", frequency, exchange, table="t.")
     query = (
         "SELECT l.* FROM unnest(%s::text[]) AS s(symbol) CROSS JOIN LATERAL ("
         " SELECT t.symbol, t.frequency, t.exchange, t.timestamp, t.open, t.high, t.low,"

@@ -20,8 +20,8 @@ from sqlalchemy import Engine
 
 from cryptotrading.errors import StoreError
 from cryptotrading.market import native_read
-from cryptotrading.market.backend import BatchMark
-from cryptotrading.market.candles import CANDLE_DTYPE, Candles, unstored
+from cryptotrading.market.backend import BatchMark, series_filters
+from cryptotrading.market.candles import CANDLE_DTYPE, COLUMNS, Candles, unstored
 from cryptotrading.market.timeframes import parse_timeframe
 
 log = logging.getLogger(__name__)
@@ -66,27 +66,7 @@ def write(
     fresh, _all_new = unstored(stored, candles)
     if len(fresh) == 0:
         return 0
-    return _upsert(conn, symbol, frequency, exchange, fresh, ingested_at)
-
-
-def _upsert(
-    conn: sqlite3.Connection,
-    symbol: str,
-    frequency: str,
-    exchange: str,
-    candles: Candles,
-    ingested_at: int,
-) -> int:
-    matrix = np.column_stack(
-        (
-            candles.timestamp.astype(np.float64),
-            candles.open,
-            candles.high,
-            candles.low,
-            candles.close,
-            candles.volume,
-        )
-    )
+    matrix = np.column_stack([np.asarray(getattr(fresh, name), np.float64) for name in COLUMNS])
     flat: list[float] = matrix.ravel().tolist()
     before = conn.total_changes
     head: list[Any] = [symbol, frequency, exchange, ingested_at]
@@ -196,13 +176,7 @@ def latest(
     exchange: str | None,
 ) -> list[tuple[Any, ...]]:
     """Newest candle per symbol, one index probe each (``ORDER BY ... DESC LIMIT 1``)."""
-    extra, params = "", []
-    if frequency is not None:
-        extra += " AND frequency = ?"
-        params.append(frequency)
-    if exchange is not None:
-        extra += " AND exchange = ?"
-        params.append(exchange)
+    extra, params = series_filters("?", frequency, exchange)
     sql = (
         "SELECT symbol, frequency, exchange, timestamp, open, high, low, close, volume"
         f" FROM time_series WHERE symbol = ?{extra} ORDER BY timestamp DESC LIMIT 1"

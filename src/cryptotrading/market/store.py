@@ -244,7 +244,7 @@ class MarketStore:
             else:
                 source = self._finest_source(symbol, frame, sorted(stored))
                 read_low = None if low is None else frame.floor(low)
-            candles = self._read_hot(conn, symbol, source.name, exchange, read_low, high)
+            candles = self._backend.read(conn, symbol, source.name, exchange, read_low, high)
             archived, archived_from = read_archived(
                 self.archive_dir, symbol, source.name, exchange, read_low, high
             )
@@ -321,17 +321,6 @@ class MarketStore:
             pd.to_datetime(panel.index.to_numpy(np.int64), unit="ms", utc=True), name="datetime"
         )
         return panel
-
-    def _read_hot(
-        self,
-        conn: Any,
-        symbol: str,
-        frequency: str,
-        exchange: str | None,
-        start: int | None,
-        end: int | None,
-    ) -> Candles:
-        return self._backend.read(conn, symbol, frequency, exchange, start, end)
 
     @staticmethod
     def _finest_source(symbol: str, frame: Timeframe, stored: Sequence[str]) -> Timeframe:
