@@ -10,9 +10,10 @@ Other values (ints, floats, strings, JSON documents, None) pass unchanged.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import inspect
 
@@ -47,3 +48,11 @@ def row_view(
     column attribute in mapper order), without those in *exclude*."""
     names = fields if fields is not None else [a.key for a in inspect(row).mapper.column_attrs]
     return {name: jsonable(getattr(row, name)) for name in names if name not in exclude}
+
+
+class AsDict:
+    """Mixin for dataclasses: :meth:`as_dict` gives the fields (nested dataclasses
+    too) as a plain dict, the form the CLI prints as JSON."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(cast(Any, self))

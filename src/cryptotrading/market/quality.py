@@ -22,6 +22,7 @@ import numpy as np
 from sqlalchemy import select
 
 from cryptotrading.common.clock import iso_ms
+from cryptotrading.common.views import AsDict
 from cryptotrading.db.session import unit_of_work
 from cryptotrading.market.candles import Candles
 from cryptotrading.market.store import MarketStore, TimeLike
@@ -70,7 +71,7 @@ def find_gaps(
 
 
 @dataclass(frozen=True)
-class QualityReport:
+class QualityReport(AsDict):
     """The quality of one series, as written to ``data_quality_metrics``."""
 
     source: str
@@ -88,9 +89,6 @@ class QualityReport:
     overall_score: float
     period_start: int
     period_end: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def count_outliers(close: np.ndarray, z: float) -> int:

@@ -12,11 +12,12 @@ import json
 import math
 import os
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cryptotrading.common.views import AsDict
 from cryptotrading.errors import NotFoundError, ValidationError
 
 MANIFEST_FORMAT = 1
@@ -33,7 +34,7 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
-class Manifest:
+class Manifest(AsDict):
     """What one backup holds, how to check it, and its signature ("" = unsigned)."""
 
     id: str
@@ -50,9 +51,6 @@ class Manifest:
     source: str
     format: int = MANIFEST_FORMAT
     signature: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def signed_fields(self) -> dict[str, Any]:
         """Everything the signature covers: every field but the signature."""

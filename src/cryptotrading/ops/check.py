@@ -3,7 +3,7 @@ the candle archive's partitions against their manifests."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, exists, func, select
 
 from cryptotrading import migrations
+from cryptotrading.common.views import AsDict
 from cryptotrading.db.engine import READ_ONLY
 from cryptotrading.db.session import translate_errors
 from cryptotrading.market.archive import verify_archive
@@ -20,16 +21,13 @@ from cryptotrading.stores import Store, Stores
 
 
 @dataclass(frozen=True)
-class CheckResult:
+class CheckResult(AsDict):
     """Outcome of one check on one store; ``detail`` explains a failure."""
 
     store: str
     check: str
     ok: bool
     detail: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def check_all(stores: Stores) -> list[CheckResult]:

@@ -10,13 +10,14 @@ the oldest snapshot recorded within the growth window.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select
 
+from cryptotrading.common.views import AsDict
 from cryptotrading.db import timing
 from cryptotrading.db.engine import READ_ONLY
 from cryptotrading.db.session import translate_errors
@@ -61,15 +62,12 @@ class Thresholds:
 
 
 @dataclass
-class Alert:
+class Alert(AsDict):
     severity: str
     component: str
     event_type: str
     message: str
     details: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass

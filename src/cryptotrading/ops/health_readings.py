@@ -12,6 +12,7 @@ import psutil
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
+from cryptotrading.common.views import AsDict
 from cryptotrading.db.engine import READ_ONLY
 from cryptotrading.db.session import translate_errors
 from cryptotrading.errors import CryptotradingError
@@ -21,27 +22,21 @@ from cryptotrading.stores import Store, Stores
 
 
 @dataclass
-class TableHealth:
+class TableHealth(AsDict):
     name: str
     rows: int
     bytes: int | None
     growth_rows_per_day: float | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass
-class PartitionHealth:
+class PartitionHealth(AsDict):
     """One partition of ``time_series`` on PostgreSQL."""
 
     name: str
     bounds: str
     rows: int
     bytes: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -66,15 +61,12 @@ class StoreHealth:
 
 
 @dataclass
-class HostHealth:
+class HostHealth(AsDict):
     cpu_percent: float
     memory_percent: float
     disk_path: str
     disk_free_bytes: int
     disk_free_percent: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _table_bytes_sqlite(connection: Connection) -> dict[str, int]:

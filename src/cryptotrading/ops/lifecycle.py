@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 from cryptotrading import migrations
+from cryptotrading.common.views import AsDict
 from cryptotrading.ops.backup_signing import ensure_key
 from cryptotrading.stores import Store, Stores
 
 
 @dataclass(frozen=True)
-class StoreStep:
+class StoreStep(AsDict):
     """One lineage of one store moved from *before* to *after*."""
 
     store: str
     lineage: str
     before: str | None
     after: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _secure(store: Store) -> None:

@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from cryptotrading.common.views import AsDict
 from cryptotrading.db.session import translate_errors
 from cryptotrading.models import lineage_tables
 from cryptotrading.stores import Store, Stores
 
 
 @dataclass(frozen=True)
-class MaintenanceResult:
+class MaintenanceResult(AsDict):
     store: str
     operation: str
     seconds: float
     size_before: int | None
     size_after: int | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def vacuum(stores: Stores) -> list[MaintenanceResult]:

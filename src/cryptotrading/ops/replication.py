@@ -27,7 +27,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -48,6 +48,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
 from cryptotrading import migrations
+from cryptotrading.common.views import AsDict
 from cryptotrading.db.engine import READ_ONLY
 from cryptotrading.db.session import translate, translate_errors
 from cryptotrading.errors import ConfigurationError, NotFoundError, SchemaVersionError
@@ -102,16 +103,13 @@ def table_specs() -> list[TableSpec]:
 
 
 @dataclass
-class Watermark:
+class Watermark(AsDict):
     """The last row copied of one table: its change value and primary key."""
 
     value: Any = None
     pk: list[Any] = field(default_factory=list)
     rows_copied: int = 0
     replicated_at: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _encode(value: Any) -> Any:
@@ -125,7 +123,7 @@ def _decode(spec: TableSpec, value: Any) -> Any:
 
 
 @dataclass
-class TableRun:
+class TableRun(AsDict):
     """What one run did to one table."""
 
     table: str
@@ -133,12 +131,9 @@ class TableRun:
     batches: int = 0
     seconds: float = 0.0
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass
-class TableLag:
+class TableLag(AsDict):
     """How far the replica trails the source for one table."""
 
     table: str
@@ -147,9 +142,6 @@ class TableLag:
     pending_rows: int
     lag_seconds: float | None
     replicated_at: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # -- the replica's watermark document ------------------------------------------------

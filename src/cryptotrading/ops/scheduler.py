@@ -25,7 +25,7 @@ import fcntl
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from cryptotrading.common.views import AsDict
 from cryptotrading.db.session import translate_errors
 from cryptotrading.errors import CryptotradingError, ValidationError
 from cryptotrading.models import CacheEntry, FeatureCache, HistoricalDataCache, SystemMetric
@@ -71,15 +72,12 @@ class Job:
 
 
 @dataclass
-class JobResult:
+class JobResult(AsDict):
     job: str
     status: str  # ok, failed, skipped
     seconds: float = 0.0
     detail: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class JobSkipped(Exception):

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from argon2.low_level import ARGON2_VERSION, Type, hash_secret_raw
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from cryptotrading.common.views import AsDict
 from cryptotrading.errors import ConfigurationError
 
 AEAD_ALGORITHM = "AES-256-GCM"
@@ -41,7 +42,7 @@ class SealError(Exception):
 
 
 @dataclass(frozen=True)
-class KdfParams:
+class KdfParams(AsDict):
     """Argon2id cost parameters (RFC 9106). Defaults: the RFC's second recommended
     option, 64 MiB of memory, 3 passes, 4 lanes (~0.1 s on a 2-core machine)."""
 
@@ -66,9 +67,6 @@ class KdfParams:
                 "Argon2id memory_cost_kib must be at least 8 KiB per lane",
                 hint="Use the defaults (64 MiB, 3 passes, 4 lanes) unless you measured.",
             )
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> KdfParams:

@@ -7,15 +7,15 @@ import logging
 import re
 import secrets
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from argon2 import PasswordHasher
 from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.orm import Session
 
 from cryptotrading.common.clock import utcnow
+from cryptotrading.common.views import AsDict
 from cryptotrading.db.session import read_session, unit_of_work
 from cryptotrading.errors import AuthenticationError, NotFoundError, ValidationError
 from cryptotrading.models.users import User
@@ -31,7 +31,7 @@ ROLE = re.compile(r"^[a-z][a-z_]{0,31}$")
 
 
 @dataclass(frozen=True)
-class UserInfo:
+class UserInfo(AsDict):
     """What may be shown about a user: never a hash."""
 
     id: int
@@ -57,9 +57,6 @@ class UserInfo:
             last_login_at=user.last_login_at,
             deleted_at=user.deleted_at,
         )
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def validate_username(username: str) -> str:
