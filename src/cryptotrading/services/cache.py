@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, or_, select, update
+from sqlalchemy import ColumnElement, Engine, delete, or_, select, update
 
 from cryptotrading.common.checks import integer, json_value, optional_text, required_document, text
 from cryptotrading.common.clock import utcnow
@@ -53,6 +53,11 @@ def query_hash(key_parts: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _unexpired(model: Any, now: datetime) -> ColumnElement[bool]:
+    """*model*'s rows without an expiry or expiring after *now*."""
+    return or_(model.expires_at.is_(None), model.expires_at > now)
+
+
 class Cache:
     """TTL caches on the app store's engine."""
 
@@ -64,6 +69,13 @@ class Cache:
         ttl = self.default_ttl if ttl_seconds is None else integer(ttl_seconds, "ttl", low=1)
         return ttl, None if ttl is None else utcnow() + timedelta(seconds=ttl)
 
+    def _put(
+        self, model: Any, row: dict[str, Any], *, keys: Sequence[str], update: Sequence[str]
+    ) -> None:
+        """Upsert one *row* of *model*'s table in a transaction of its own."""
+        with unit_of_work(self.engine, WHERE) as session:
+            upsert(session, model.__table__, [row], keys=keys, update=update)
+
     # ---------------------------------------------------------------- key-value
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -73,7 +85,7 @@ class Cache:
             entry = session.scalar(
                 select(CacheEntry).where(
                     CacheEntry.cache_key == key,
-                    or_(CacheEntry.expires_at.is_(None), CacheEntry.expires_at > now),
+                    _unexpired(CacheEntry, now),
                 )
             )
             if entry is None:
@@ -101,14 +113,12 @@ class Cache:
             "created_at": now,
             "updated_at": now,
         }
-        with unit_of_work(self.engine, WHERE) as session:
-            upsert(
-                session,
-                CacheEntry.__table__,  # type: ignore[arg-type]
-                [row],
-                keys=("cache_key",),
-                update=("value", "ttl_seconds", "expires_at", "hit_count", "updated_at"),
-            )
+        self._put(
+            CacheEntry,
+            row,
+            keys=("cache_key",),
+            update=("value", "ttl_seconds", "expires_at", "hit_count", "updated_at"),
+        )
 
     def delete(self, key: str) -> bool:
         """Remove *key*; True when it existed."""
@@ -152,14 +162,12 @@ class Cache:
             "expires_at": self._expiry(ttl_seconds)[1],
             "created_at": utcnow(),
         }
-        with unit_of_work(self.engine, WHERE) as session:
-            upsert(
-                session,
-                FeatureCache.__table__,  # type: ignore[arg-type]
-                [row],
-                keys=("feature_key", "symbol"),
-                update=("feature_value", "feature_version", "expires_at", "created_at"),
-            )
+        self._put(
+            FeatureCache,
+            row,
+            keys=("feature_key", "symbol"),
+            update=("feature_value", "feature_version", "expires_at", "created_at"),
+        )
 
     def get_feature(
         self, feature_key: str, symbol: str, *, version: str | None = None
@@ -168,7 +176,7 @@ class Cache:
         query = select(FeatureCache).where(
             FeatureCache.feature_key == feature_key,
             FeatureCache.symbol == symbol,
-            or_(FeatureCache.expires_at.is_(None), FeatureCache.expires_at > utcnow()),
+            _unexpired(FeatureCache, utcnow()),
         )
         if version is not None:
             query = query.where(FeatureCache.feature_version == version)
@@ -197,10 +205,7 @@ class Cache:
             cached = session.scalar(
                 select(HistoricalDataCache).where(
                     HistoricalDataCache.query_hash == digest,
-                    or_(
-                        HistoricalDataCache.expires_at.is_(None),
-                        HistoricalDataCache.expires_at > now,
-                    ),
+                    _unexpired(HistoricalDataCache, now),
                 )
             )
             if cached is not None:
@@ -214,12 +219,10 @@ class Cache:
             "expires_at": self._expiry(ttl_seconds)[1],
             "created_at": utcnow(),
         }
-        with unit_of_work(self.engine, WHERE) as session:
-            upsert(
-                session,
-                HistoricalDataCache.__table__,  # type: ignore[arg-type]
-                [row],
-                keys=("query_hash",),
-                update=("query_text", "result_data", "row_count", "expires_at", "created_at"),
-            )
+        self._put(
+            HistoricalDataCache,
+            row,
+            keys=("query_hash",),
+            update=("query_text", "result_data", "row_count", "expires_at", "created_at"),
+        )
         return result
