@@ -10,10 +10,13 @@ of a lineage the store does not carry.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from cryptotrading import migrations
+from cryptotrading.migrations.environment import version_table
 from cryptotrading.models import LINEAGES, lineage_tables
 from cryptotrading.stores import LAYOUT_FILES
 
@@ -26,6 +29,27 @@ class Contents:
     versions: dict[str, str | None]
     counts: dict[str, int]
     tables: frozenset[str]
+
+
+def versions_and_counts(
+    first_value: Callable[[str], Any],
+    existing: set[str],
+    lineages: Iterable[str],
+    tables: Iterable[str],
+) -> tuple[dict[str, str | None], dict[str, int]]:
+    """Schema version per lineage and row count per table (of those in *existing*) of
+    one database, asked through *first_value* (an SQL text -> its first value or None)."""
+    versions: dict[str, str | None] = {}
+    for lineage in lineages:
+        name = version_table(lineage)
+        value = first_value(f'SELECT version_num FROM "{name}"') if name in existing else None
+        versions[lineage] = None if value is None else str(value)
+    counts = {
+        table: int(first_value(f'SELECT count(*) FROM "{table}"') or 0)
+        for table in sorted(tables)
+        if table in existing
+    }
+    return versions, counts
 
 
 def store_lineages(store: str) -> tuple[str, ...] | None:

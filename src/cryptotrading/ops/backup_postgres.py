@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.engine import URL, make_url
@@ -20,9 +21,8 @@ from sqlalchemy.exc import DBAPIError
 from cryptotrading.db.engine import normalize_url
 from cryptotrading.db.session import translate_errors
 from cryptotrading.errors import ConfigurationError, DataDirError, StoreBusyError, StoreError
-from cryptotrading.migrations.environment import version_table
 from cryptotrading.models import LINEAGES
-from cryptotrading.ops.backup_lineage import Contents
+from cryptotrading.ops.backup_lineage import Contents, versions_and_counts
 
 #: PostgreSQL truncates identifiers longer than this.
 MAX_IDENTIFIER = 63
@@ -90,22 +90,10 @@ def _table_names(connection: Connection) -> set[str]:
 def _describe(
     connection: Connection, lineages: Iterable[str], tables: Iterable[str]
 ) -> tuple[dict[str, str | None], dict[str, int]]:
-    existing = _table_names(connection)
-    versions: dict[str, str | None] = {}
-    for lineage in lineages:
-        name = version_table(lineage)
-        value = (
-            connection.exec_driver_sql(f'SELECT version_num FROM "{name}"').scalar()
-            if name in existing
-            else None
-        )
-        versions[lineage] = str(value) if value is not None else None
-    counts = {
-        table: int(connection.exec_driver_sql(f'SELECT count(*) FROM "{table}"').scalar() or 0)
-        for table in sorted(tables)
-        if table in existing
-    }
-    return versions, counts
+    def first_value(sql: str) -> Any:
+        return connection.exec_driver_sql(sql).scalar()
+
+    return versions_and_counts(first_value, _table_names(connection), lineages, tables)
 
 
 def dump(

@@ -24,11 +24,11 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptotrading.errors import StoreBusyError
-from cryptotrading.migrations.environment import version_table
 from cryptotrading.models import LINEAGES
-from cryptotrading.ops.backup_lineage import Contents
+from cryptotrading.ops.backup_lineage import Contents, versions_and_counts
 
 #: gzip level: 5 is within a few percent of 9's ratio on SQLite pages, at twice the speed.
 GZIP_LEVEL = 5
@@ -79,21 +79,12 @@ def describe(
             row[0]
             for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
         }
-        versions: dict[str, str | None] = {}
-        for lineage in lineages:
-            name = version_table(lineage)
-            row = (
-                connection.execute(f'SELECT version_num FROM "{name}"').fetchone()
-                if name in existing
-                else None
-            )
-            versions[lineage] = row[0] if row else None
-        counts = {
-            table: int(connection.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
-            for table in sorted(tables)
-            if table in existing
-        }
-        return versions, counts
+
+        def first_value(sql: str) -> Any:
+            row = connection.execute(sql).fetchone()
+            return row[0] if row else None
+
+        return versions_and_counts(first_value, existing, lineages, tables)
     finally:
         connection.close()
 
