@@ -16,13 +16,13 @@ import hmac
 import json
 import os
 import secrets
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptotrading.errors import ConfigurationError, NotFoundError
+from cryptotrading.security.keyring import check_private_file
 from cryptotrading.settings import Settings
 
 KEY_FILE_NAME = "backup.key"
@@ -99,15 +99,7 @@ def load_key(settings: Settings) -> BackupKey:
             f"the backup key {path} cannot be read: {exc.strerror}",
             hint=f"Fix its permissions or point {KEY_FILE_ENV} at a readable copy.",
         ) from None
-    if not stat.S_ISREG(mode):
-        raise ConfigurationError(
-            f"the backup key {path} is not a regular file", hint=_LOST_KEY_HINT
-        )
-    if mode & 0o077:
-        raise ConfigurationError(
-            f"the backup key {path} is accessible by other users (mode {stat.S_IMODE(mode):o})",
-            hint=f"Run `chmod 600 {path}`.",
-        )
+    check_private_file(path, mode, "the backup key", hint=_LOST_KEY_HINT)
     try:
         with path.open("rb") as handle:
             secret = handle.read(MAX_KEY_FILE_BYTES + 1).strip()

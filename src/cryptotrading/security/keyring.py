@@ -100,14 +100,20 @@ def read_key_file(path: Path) -> MasterSecret:
             f"master key file {path} cannot be read: {exc.strerror}",
             hint=f"Create the file or fix {MASTER_KEY_FILE_ENV}.",
         ) from None
+    check_private_file(path, mode, "master key file")
+    return MasterSecret(path.read_bytes().strip(), f"key file {path}")
+
+
+def check_private_file(path: Path, mode: int, what: str, *, hint: str | None = None) -> None:
+    """A :class:`ConfigurationError` unless *path* (of stat *mode*) is a regular file
+    only its owner can access; *what* names it, *hint* goes with "not a regular file"."""
     if not stat.S_ISREG(mode):
-        raise ConfigurationError(f"master key file {path} is not a regular file")
+        raise ConfigurationError(f"{what} {path} is not a regular file", hint=hint)
     if mode & 0o077:
         raise ConfigurationError(
-            f"master key file {path} is accessible by other users (mode {stat.S_IMODE(mode):o})",
+            f"{what} {path} is accessible by other users (mode {stat.S_IMODE(mode):o})",
             hint=f"Run `chmod 600 {path}`.",
         )
-    return MasterSecret(path.read_bytes().strip(), f"key file {path}")
 
 
 @dataclass(frozen=True)

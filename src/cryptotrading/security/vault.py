@@ -18,7 +18,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from cryptotrading.common.clock import utcnow
+from cryptotrading.common.views import AsDict
 from cryptotrading.db.session import read_session, unit_of_work
 from cryptotrading.errors import NotFoundError, ValidationError, VaultError
 from cryptotrading.models.security import EncryptionKeyMetadata
@@ -49,7 +50,7 @@ Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
-class CredentialSummary:
+class CredentialSummary(AsDict):
     """A credential as it may be listed: masked values only."""
 
     username: str
@@ -61,9 +62,6 @@ class CredentialSummary:
     key_id: str | None
     created_at: datetime
     last_used_at: datetime | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -89,7 +87,7 @@ class ExchangeCredentials:
 
 
 @dataclass(frozen=True)
-class KeyInfo:
+class KeyInfo(AsDict):
     """Metadata of one data key (never the key)."""
 
     key_id: str
@@ -101,19 +99,13 @@ class KeyInfo:
     created_at: datetime
     retired_at: datetime | None
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class RotationReport:
+class RotationReport(AsDict):
     new_key_id: str
     retired_key_ids: list[str]
     credentials: int
     seconds: float = field(default=0.0)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def mask(value: str) -> str:
@@ -345,10 +337,7 @@ class Vault:
         """The decrypted credential (marks it used)."""
         service = validate_service(service)
         with unit_of_work(self.engine, "vault") as session:
-            self._check_master(session)
-            user = find_user(session, username)
-            credential = self._existing(session, user, service)
-            values = self._decrypt(session, credential)
+            _user, credential, values = self._open(session, username, service)
             credential.last_used_at = utcnow()
             session.flush()
 
@@ -369,10 +358,7 @@ class Vault:
         """The masked view of one credential (decrypts to check it and to mask the key)."""
         service = validate_service(service)
         with read_session(self.engine, "vault") as session:
-            self._check_master(session)
-            user = find_user(session, username)
-            credential = self._existing(session, user, service)
-            values = self._decrypt(session, credential)
+            user, credential, values = self._open(session, username, service)
             return self._summary(user, credential, values["api_key"])
 
     def list(self, username: str | None = None) -> list[CredentialSummary]:
@@ -487,6 +473,15 @@ class Vault:
         if not deleted_too:
             query = query.where(ApiCredential.deleted_at.is_(None))
         return session.scalar(query)
+
+    def _open(
+        self, session: Session, username: str, service: str
+    ) -> tuple[User, ApiCredential, dict[str, str | None]]:
+        """The owner, the credential and its decrypted values (the master key checked)."""
+        self._check_master(session)
+        user = find_user(session, username)
+        credential = self._existing(session, user, service)
+        return user, credential, self._decrypt(session, credential)
 
     def _existing(self, session: Session, user: User, service: str) -> ApiCredential:
         credential = self._row(session, user, service)
