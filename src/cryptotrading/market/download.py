@@ -20,6 +20,7 @@ import ccxt
 from cryptotrading.common.clock import iso_ms
 from cryptotrading.errors import CryptotradingError, ValidationError
 from cryptotrading.market.backend import BatchMark
+from cryptotrading.market.exchange_errors import exchange_error
 from cryptotrading.market.jobs import JobRecorder
 from cryptotrading.market.store import MarketStore, TimeLike, to_epoch_ms
 from cryptotrading.market.timeframes import parse_timeframe
@@ -78,15 +79,14 @@ def _fetch_page(
                     "it resumes from the newest stored candle.",
                 ) from exc
             sleep(backoff * 2**attempt)
-        except ccxt.BadSymbol as exc:
-            raise ValidationError(
-                f"{exchange.id} does not list {symbol}: {exc}",
-                hint="Check the symbol (ccxt notation, e.g. BTC/USDT).",
-            ) from exc
         except ccxt.BaseError as exc:
-            raise CryptotradingError(
-                f"{exchange.id}: {type(exc).__name__}: {exc}",
-                hint="Run the same command again later; it resumes from the newest stored candle.",
+            raise exchange_error(
+                exchange.id,
+                exc,
+                unlisted=symbol,
+                symbols="symbol",
+                retry_hint="Run the same command again later; "
+                "it resumes from the newest stored candle.",
             ) from exc
     raise AssertionError("unreachable")  # pragma: no cover
 

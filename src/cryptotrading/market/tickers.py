@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
+from cryptotrading.common.views import AsDict
 from cryptotrading.db.session import unit_of_work
-from cryptotrading.errors import CryptotradingError, NotFoundError, ValidationError
+from cryptotrading.errors import NotFoundError, ValidationError
+from cryptotrading.market.exchange_errors import exchange_error
 from cryptotrading.models.market import AggregatedMarketData, MarketData, MarketDataSource
 from cryptotrading.stores import Stores
 
@@ -121,15 +123,13 @@ def fetch_and_store(
     for exchange in exchanges:
         try:
             tickers = [exchange.fetch_ticker(symbol) for symbol in wanted]
-        except ccxt.BadSymbol as exc:
-            raise ValidationError(
-                f"{exchange.id} does not list one of {', '.join(wanted)}: {exc}",
-                hint="Check the symbols (ccxt notation, e.g. BTC/USDT).",
-            ) from exc
         except ccxt.BaseError as exc:
-            raise CryptotradingError(
-                f"{exchange.id}: {type(exc).__name__}: {exc}",
-                hint="Check the network and the exchange status, then retry.",
+            raise exchange_error(
+                exchange.id,
+                exc,
+                unlisted=f"one of {', '.join(wanted)}",
+                symbols="symbols",
+                retry_hint="Check the network and the exchange status, then retry.",
             ) from exc
         store_tickers(stores, exchange.id, tickers)
         stored[exchange.id] = [str(t["symbol"]) for t in tickers]
@@ -142,7 +142,7 @@ def _signed(ticker: Mapping[str, Any], key: str) -> float | None:
 
 
 @dataclass(frozen=True)
-class Aggregate:
+class Aggregate(AsDict):
     """One cross-exchange aggregate (as written to ``aggregated_market_data``)."""
 
     symbol: str
@@ -157,9 +157,6 @@ class Aggregate:
     outliers_excluded: int
     sources: list[str]
     timestamp: datetime
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _newest_quotes(stores: Stores, symbol: str) -> list[MarketDataSource]:
