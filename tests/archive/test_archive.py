@@ -175,6 +175,7 @@ def test_failure_between_archive_write_and_delete_loses_and_duplicates_nothing(
     assert hot | set(archived) == _expected(rows) and not hot & set(archived)
 
 
+@pytest.mark.slow
 def test_kill_9_archiver_at_random_points(
     loaded: tuple[Engine, list[dict[str, object]]], stores: Stores, tmp_path: Path
 ) -> None:
