@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from cryptotrading.models import SCHEMA_VERSIONS
 from tests.helpers import SettingsFactory, settings_env
 
 CLI = str(Path(sys.executable).with_name("cryptotrading"))
@@ -86,7 +87,9 @@ def test_spec_maintenance_commands_work_on_our_files(tmp_path: Path) -> None:
         and "CREATE TABLE IF NOT EXISTS" not in schema.split("users")[0][-30:]
     )
     shell(db, ".backup backup.db")
-    assert shell("backup.db", "SELECT count(*) FROM schema_versions").strip() == "3"
+    assert shell("backup.db", "SELECT count(*) FROM schema_versions").strip() == str(
+        len(SCHEMA_VERSIONS)
+    )
     assert run("db", "check", cwd=tmp_path).returncode == 0
 
 

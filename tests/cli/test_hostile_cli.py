@@ -33,8 +33,8 @@ from cryptotrading.ops.info import info
 from cryptotrading.outputs import check_output
 from cryptotrading.settings import CONFIG_ENV, Settings, load_settings
 from cryptotrading.stores import Stores
-from tests.helpers import ROOT, SettingsFactory, settings_env
-from tests.market.conftest import BINANCE, load_rows
+from tests.helpers import BINANCE_DIR as BINANCE
+from tests.helpers import ROOT, SettingsFactory, load_rows, settings_env
 
 runner = CliRunner()
 MONITORING = {"system_metrics", "error_logs"}

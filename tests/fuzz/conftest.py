@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from cryptotrading.stores import Stores
-from tests.conftest import SettingsFactory
 from tests.fuzz.harness import Fuzzer
-from tests.trading.helpers import make_user
+from tests.helpers import SettingsFactory, make_user
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from cryptotrading.cli import app
 from cryptotrading.db.engine import create_store_engine
 from cryptotrading.settings import Settings
 from cryptotrading.stores import resolve_stores
-from tests.conftest import settings_env
+from tests.helpers import settings_env
 
 EXAMPLES = int(os.environ.get("CRYPTOTRADING_FUZZ_EXAMPLES", "20"))
 RANDOM = os.environ.get("CRYPTOTRADING_FUZZ_RANDOM", "") not in ("", "0")

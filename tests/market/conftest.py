@@ -9,10 +9,7 @@ import pytest
 
 from cryptotrading.market import MarketStore
 from cryptotrading.stores import Stores
-from tests.helpers import BINANCE_DIR, load_rows
-
-BINANCE = BINANCE_DIR
-__all__ = ["BINANCE", "load_rows"]  # moved to tests.helpers; some modules still import them here
+from tests.helpers import BINANCE_DIR
 
 
 @pytest.fixture

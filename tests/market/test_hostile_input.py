@@ -39,8 +39,7 @@ from cryptotrading.market.validation import check_names, validate_candles
 from cryptotrading.ops.info import info
 from cryptotrading.settings import Settings
 from cryptotrading.stores import Stores
-from tests.conftest import SettingsFactory, settings_env
-from tests.market.conftest import load_rows
+from tests.helpers import SettingsFactory, load_rows, settings_env
 
 runner = CliRunner()
 HEADER = "timestamp,open,high,low,close,volume\n"

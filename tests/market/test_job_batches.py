@@ -17,7 +17,7 @@ from cryptotrading.market import MarketStore
 from cryptotrading.market.jobs import JobRecorder
 from cryptotrading.models.quality import DataIngestionJob
 from cryptotrading.stores import Stores
-from tests.conftest import SettingsFactory, settings_env
+from tests.helpers import SettingsFactory, settings_env
 
 CHILD = textwrap.dedent(
     """

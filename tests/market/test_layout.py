@@ -9,7 +9,7 @@ import numpy as np
 from sqlalchemy import text
 
 from cryptotrading.market import MarketStore
-from tests.market.conftest import load_rows
+from tests.helpers import load_rows
 
 
 def test_monthly_partitions_and_default_rows_moved(market: MarketStore, binance_dir: Path) -> None:

@@ -23,8 +23,7 @@ from cryptotrading.market import MarketStore
 from cryptotrading.market.candles import VALUE_COLUMNS
 from cryptotrading.settings import Settings
 from cryptotrading.stores import Stores
-from tests.conftest import SettingsFactory, settings_env
-from tests.market.conftest import load_rows
+from tests.helpers import SettingsFactory, load_rows, settings_env
 
 ROWS = 30_001  # spans the old chunk boundaries at 10,000, 20,000 and 30,000
 BOUNDARIES = [0, 1, 9_999, 10_000, 10_001, 19_999, 20_000, 29_999, 30_000]
