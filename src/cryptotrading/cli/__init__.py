@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from cryptotrading.cli._common import ErrorReportingGroup, State
+from cryptotrading.cli._common import State, command_group
 from cryptotrading.cli.backup import backup_app
 from cryptotrading.cli.db import db_app, init
 from cryptotrading.cli.decisions import decisions_app
@@ -21,11 +21,9 @@ from cryptotrading.cli.services import services_app
 from cryptotrading.cli.users import users_app
 from cryptotrading.cli.vault import vault_app
 
-app = typer.Typer(
-    cls=ErrorReportingGroup,
-    no_args_is_help=True,
+app = command_group(
+    "cryptotrading: the data platform of an AI-driven crypto-trading system.",
     pretty_exceptions_enable=False,
-    help="cryptotrading: the data platform of an AI-driven crypto-trading system.",
 )
 
 

@@ -1,30 +1,20 @@
-"""What every command group shares: global options, opening stores, output."""
+"""What every command group shares: global options, opening stores, error reporting
+(output helpers are in :mod:`._output`)."""
 
 from __future__ import annotations
 
-import json
-import sys
 import traceback
-from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 from typer.core import TyperGroup
 
-from cryptotrading.common.clock import iso
+from cryptotrading.cli._output import err_console
 from cryptotrading.errors import CryptotradingError
 from cryptotrading.settings import Settings, load_settings
 from cryptotrading.stores import Stores
-
-console = Console()
-err_console = Console(stderr=True)
-
-JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
 
 @dataclass
@@ -70,35 +60,9 @@ class ErrorReportingGroup(TyperGroup):
             ctx.exit(exc.exit_code)
 
 
-def json_value(value: Any) -> Any:
-    """JSON for what ``json`` cannot encode: datetimes as ISO-8601 with ``T`` and an
-    offset (naive ones are UTC), dates as ``YYYY-MM-DD``, anything else (Decimal,
-    Path, UUID) as its string."""
-    if isinstance(value, datetime):
-        return iso(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value)
-
-
-def emit_json(payload: Any) -> None:
-    sys.stdout.write(json.dumps(payload, indent=2, default=json_value, sort_keys=True) + "\n")
-
-
-def print_table(
-    title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, caption: str = ""
-) -> None:
-    table = Table(title=title, caption=caption or None)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*("" if value is None else str(value) for value in row))
-    console.print(table)
-
-
-def emit(as_json: bool, payload: Any, render: Callable[[], None]) -> None:
-    """Print *payload* as JSON, or call *render* for the human-readable form."""
-    if as_json:
-        emit_json(payload)
-    else:
-        render()
+def command_group(help: str, *, no_args_is_help: bool = True, **options: Any) -> typer.Typer:
+    """A command group whose errors print as ``error:``/``hint:`` (see
+    :class:`ErrorReportingGroup`); without arguments it shows its help."""
+    return typer.Typer(
+        cls=ErrorReportingGroup, no_args_is_help=no_args_is_help, help=help, **options
+    )

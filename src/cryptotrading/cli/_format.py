@@ -11,7 +11,8 @@ from typing import Any
 import typer
 from sqlalchemy import Engine
 
-from cryptotrading.cli._common import open_stores, print_table
+from cryptotrading.cli._common import open_stores
+from cryptotrading.cli._output import emit, print_table
 from cryptotrading.common.clock import parse_time
 from cryptotrading.errors import ValidationError
 
@@ -80,3 +81,8 @@ def display_number(value: float | None) -> str:
 def print_record(title: str, data: Mapping[str, Any]) -> None:
     """One record as a ``field | value`` table."""
     print_table(title, ["field", "value"], list(data.items()))
+
+
+def emit_record(as_json: bool, title: str, data: Mapping[str, Any]) -> None:
+    """*data* as JSON, or as the ``field | value`` table *title*."""
+    emit(as_json, data, lambda: print_record(title, data))

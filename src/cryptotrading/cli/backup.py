@@ -7,21 +7,11 @@ from pathlib import Path
 
 import typer
 
-from cryptotrading.cli._common import (
-    ErrorReportingGroup,
-    JsonOption,
-    console,
-    emit,
-    open_stores,
-    print_table,
-)
+from cryptotrading.cli._common import command_group, open_stores
+from cryptotrading.cli._output import JsonOption, console, emit, print_table
 from cryptotrading.ops import backup
 
-backup_app = typer.Typer(
-    cls=ErrorReportingGroup,
-    no_args_is_help=True,
-    help="Verified, compressed backups with rotation.",
-)
+backup_app = command_group("Verified, compressed backups with rotation.")
 
 DirOption = typer.Option(None, "--dir", help="Backup directory (default: <data_dir>/backups).")
 

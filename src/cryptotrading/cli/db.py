@@ -7,22 +7,14 @@ from pathlib import Path
 import typer
 
 from cryptotrading import migrations
-from cryptotrading.cli._common import (
-    ErrorReportingGroup,
-    JsonOption,
-    console,
-    emit,
-    open_stores,
-    print_table,
-)
+from cryptotrading.cli._common import command_group, open_stores
+from cryptotrading.cli._output import JsonOption, console, emit, print_table
 from cryptotrading.models import LINEAGES
 from cryptotrading.ops import check, export, info, lifecycle, maintenance
 from cryptotrading.ops.lifecycle import StoreStep
 
-db_app = typer.Typer(
-    cls=ErrorReportingGroup,
-    no_args_is_help=True,
-    help="Schema versions and maintenance of every store (check, vacuum, export, info).",
+db_app = command_group(
+    "Schema versions and maintenance of every store (check, vacuum, export, info)."
 )
 
 StoreOption = typer.Option(None, "--store", help="Only this store (app, market, replica, main).")

@@ -6,14 +6,7 @@ from decimal import Decimal
 
 import typer
 
-from cryptotrading.cli._common import (
-    ErrorReportingGroup,
-    JsonOption,
-    console,
-    emit,
-    open_stores,
-    print_table,
-)
+from cryptotrading.cli._common import command_group, open_stores
 from cryptotrading.cli._format import (
     AtOption,
     ConfidenceOption,
@@ -22,11 +15,12 @@ from cryptotrading.cli._format import (
     SymbolFilterOption,
     SymbolOption,
     TimeframeFilterOption,
+    emit_record,
     json_object_option,
     open_app_engine,
-    print_record,
     time_option,
 )
+from cryptotrading.cli._output import JsonOption, console, emit, print_table
 from cryptotrading.intelligence import decisions as service
 from cryptotrading.intelligence import outcomes, reports
 from cryptotrading.intelligence.views import (
@@ -38,11 +32,7 @@ from cryptotrading.intelligence.views import (
 from cryptotrading.trading.accounts import resolve_user
 from cryptotrading.trading.orders import order_as_dict
 
-decisions_app = typer.Typer(
-    cls=ErrorReportingGroup,
-    no_args_is_help=True,
-    help="AI analyses, insights, decisions and outcome evaluation.",
-)
+decisions_app = command_group("AI analyses, insights, decisions and outcome evaluation.")
 
 
 def _short(value: str | None, places: int = 4) -> str | None:
@@ -73,8 +63,7 @@ def analyze(
         payload=json_object_option(payload, "--payload"),
         created_at=time_option(at, "--at"),
     )
-    data = analysis_as_dict(row)
-    emit(as_json, data, lambda: print_record(f"analysis {row.id}", data))
+    emit_record(as_json, f"analysis {row.id}", analysis_as_dict(row))
 
 
 @decisions_app.command()
@@ -102,8 +91,7 @@ def insight(
         expires_at=time_option(expires_at, "--expires-at"),
         created_at=time_option(at, "--at"),
     )
-    data = insight_as_dict(row)
-    emit(as_json, data, lambda: print_record(f"insight {row.id}", data))
+    emit_record(as_json, f"insight {row.id}", insight_as_dict(row))
 
 
 @decisions_app.command()
@@ -128,8 +116,7 @@ def decide(
         price=price,
         decided_at=time_option(at, "--at"),
     )
-    data = decision_as_dict(row)
-    emit(as_json, data, lambda: print_record(f"decision {row.id}", data))
+    emit_record(as_json, f"decision {row.id}", decision_as_dict(row))
 
 
 @decisions_app.command()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from cryptotrading.cli._common import JsonOption, console, emit, open_stores, print_table
+from cryptotrading.cli._common import open_stores
+from cryptotrading.cli._output import JsonOption, console, emit, print_table
 from cryptotrading.ops import health as health_ops
 
 

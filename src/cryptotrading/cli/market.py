@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +12,7 @@ import pandas as pd
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from cryptotrading.cli._common import (
-    ErrorReportingGroup,
-    JsonOption,
-    emit,
-    emit_json,
-    err_console,
-    open_stores,
-    print_table,
-)
+from cryptotrading.cli._common import command_group, open_stores
 from cryptotrading.cli._format import (
     OutputOption,
     SymbolFilterOption,
@@ -28,6 +20,7 @@ from cryptotrading.cli._format import (
     display_number,
     display_time,
 )
+from cryptotrading.cli._output import JsonOption, emit, emit_json, err_console, print_table
 from cryptotrading.common.clock import iso_ms
 from cryptotrading.errors import ValidationError
 from cryptotrading.market.archive import (
@@ -36,7 +29,7 @@ from cryptotrading.market.archive import (
     plan_archive,
     verify_archive,
 )
-from cryptotrading.market.candles import COLUMNS, Candles
+from cryptotrading.market.candles import COLUMNS
 from cryptotrading.market.formats import (
     EXPORT_FORMATS,
     FORMATS,
@@ -54,16 +47,15 @@ from cryptotrading.market.store import MarketStore
 from cryptotrading.market.tickers import aggregate, fetch_and_store
 from cryptotrading.outputs import check_output
 
-market_app = typer.Typer(
-    cls=ErrorReportingGroup,
-    no_args_is_help=True,
-    help="Market data: candles (import, export, show, download), tickers, gaps, quality.",
+market_app = command_group(
+    "Market data: candles (import, export, show, download), tickers, gaps, quality."
 )
 
 TimeframeOption = typer.Option("1h", "--timeframe", "-t", help="Timeframe: 1m, 5m, 1h, 1d ...")
 StartOption = typer.Option(None, "--start", help="First candle (ISO date or epoch ms, UTC).")
 EndOption = typer.Option(None, "--end", help="End, exclusive (ISO date or epoch ms, UTC).")
 ExchangeOption = typer.Option("", "--exchange", "-e", help="Exchange id, e.g. binance.")
+ExchangeFilterOption = typer.Option(None, "--exchange", "-e", help="Exchange id.")
 FormatOption = typer.Option(None, "--format", help=f"Force a format ({', '.join(FORMATS)}).")
 BatchOption = typer.Option(DEFAULT_BATCH, "--batch-size", help="Candles per committed batch.")
 
@@ -84,11 +76,14 @@ def _market(ctx: typer.Context, archive_dir: Path | None = None) -> MarketStore:
     return MarketStore(open_stores(ctx), archive_dir=archive_dir)
 
 
-def _check_output(output: str) -> None:
+def _display(output: str, as_json: bool) -> str:
+    """The display asked for (``--json`` is short for ``--output json``), checked."""
+    output = "json" if as_json else output
     if output not in ("table", "csv", "json"):
         raise ValidationError(
             f"unknown output format {output!r}", hint="Use --output table, csv or json."
         )
+    return output
 
 
 def _time_arg(value: str | None) -> int | str | None:
@@ -194,7 +189,7 @@ def export_command(
     file: Path = typer.Argument(..., help="Output file (.csv or .parquet)."),
     symbol: str = SymbolOption,
     timeframe: str = TimeframeOption,
-    exchange: str | None = typer.Option(None, "--exchange", "-e", help="Exchange id."),
+    exchange: str | None = ExchangeFilterOption,
     start: str | None = StartOption,
     end: str | None = EndOption,
     fmt: str | None = typer.Option(
@@ -214,10 +209,22 @@ def export_command(
     emit(as_json, payload, lambda: typer.echo(f"exported {len(candles):,} candles to {file}"))
 
 
-def candle_records(candles: Candles) -> list[dict[str, Any]]:
-    """Candles as JSON-ready dicts: ``timestamp`` epoch ms and OHLCV floats."""
-    columns = [getattr(candles, name).tolist() for name in COLUMNS]
-    return [dict(zip(COLUMNS, values, strict=True)) for values in zip(*columns, strict=True)]
+def _print_timed(
+    output: str,
+    header: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    table: Callable[[], None],
+) -> None:
+    """Rows that start with an epoch-ms ``timestamp`` as JSON records or CSV (every
+    digit), or through *table* for ``--output table``."""
+    if output == "json":
+        emit_json([dict(zip(header, row, strict=True)) for row in rows])
+    elif output == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    else:
+        table()
 
 
 @market_app.command("show")
@@ -225,7 +232,7 @@ def show_command(
     ctx: typer.Context,
     symbol: str = typer.Argument(..., help="Symbol in ccxt notation, e.g. BTC/USDT."),
     timeframe: str = TimeframeOption,
-    exchange: str | None = typer.Option(None, "--exchange", "-e", help="Exchange id."),
+    exchange: str | None = ExchangeFilterOption,
     start: str | None = StartOption,
     end: str | None = EndOption,
     limit: int | None = typer.Option(None, "--limit", "-n", help="Only the newest N candles."),
@@ -236,34 +243,27 @@ def show_command(
     as_json: bool = JsonOption,
 ) -> None:
     """Show candles of one symbol at any timeframe (resampled from finer data when needed)."""
-    output = "json" if as_json else output
-    _check_output(output)
+    output = _display(output, as_json)
     candles = _market(ctx).read_candles(
         symbol, timeframe, _time_arg(start), _time_arg(end), exchange, complete_only=complete_only
     )
     if limit is not None:
         candles = candles.slice(max(0, len(candles) - limit), len(candles))
-    if output == "json":
-        emit_json(candle_records(candles))
-    elif output == "csv":
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        writer.writerows(zip(*(getattr(candles, name).tolist() for name in COLUMNS), strict=True))
-    else:
-        rows = [
-            (
-                display_time(record["timestamp"], timeframe),
-                *(record[name] for name in COLUMNS[1:-1]),
-                display_number(record["volume"]),
-            )
-            for record in candle_records(candles)
-        ]
-        print_table(
+    rows = list(zip(*(getattr(candles, name).tolist() for name in COLUMNS), strict=True))
+    _print_timed(
+        output,
+        COLUMNS,
+        rows,
+        lambda: print_table(
             f"{symbol} {timeframe}",
             ("time (UTC)", *COLUMNS[1:]),
-            rows,
+            [
+                (display_time(stamp, timeframe), *prices, display_number(volume))
+                for stamp, *prices, volume in rows
+            ],
             caption=f"{len(rows)} candles",
-        )
+        ),
+    )
 
 
 @market_app.command("panel")
@@ -272,7 +272,7 @@ def panel_command(
     symbols: list[str] = typer.Argument(..., help="Symbols in ccxt notation, e.g. BTC/USDT."),
     timeframe: str = TimeframeOption,
     column: str = typer.Option("close", "--column", "-c", help="open, high, low, close or volume."),
-    exchange: str | None = typer.Option(None, "--exchange", "-e", help="Exchange id."),
+    exchange: str | None = ExchangeFilterOption,
     start: str | None = StartOption,
     end: str | None = EndOption,
     limit: int | None = typer.Option(None, "--limit", "-n", help="Only the newest N rows."),
@@ -280,8 +280,7 @@ def panel_command(
     as_json: bool = JsonOption,
 ) -> None:
     """One column of several symbols side by side (empty where a symbol has no candle)."""
-    output = "json" if as_json else output
-    _check_output(output)
+    output = _display(output, as_json)
     panel = _market(ctx).read_panel(
         symbols, timeframe, _time_arg(start), _time_arg(end), exchange, column=column
     )
@@ -293,27 +292,21 @@ def panel_command(
         for values in panel.to_numpy().tolist()
     ]
     names = list(panel.columns)
-    if output == "json":
-        emit_json(
-            [
-                {"timestamp": stamp, **dict(zip(names, values, strict=True))}
-                for stamp, values in zip(stamps, rows, strict=True)
-            ]
-        )
-    elif output == "csv":
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(["timestamp", *names])
-        writer.writerows([stamp, *values] for stamp, values in zip(stamps, rows, strict=True))
-    else:
-        print_table(
+    timed: list[list[Any]] = [[stamp, *values] for stamp, values in zip(stamps, rows, strict=True)]
+    _print_timed(
+        output,
+        ["timestamp", *names],
+        timed,
+        lambda: print_table(
             f"{column} {timeframe}",
             ("time (UTC)", *names),
             [
                 (display_time(stamp, timeframe), *map(display_number, values))
-                for stamp, values in zip(stamps, rows, strict=True)
+                for stamp, *values in timed
             ],
             caption=f"{len(rows)} rows",
-        )
+        ),
+    )
 
 
 @market_app.command("list")
@@ -348,7 +341,7 @@ def gaps_command(
     ctx: typer.Context,
     symbol: str = typer.Argument(..., help="Symbol in ccxt notation, e.g. BTC/USDT."),
     timeframe: str = TimeframeOption,
-    exchange: str | None = typer.Option(None, "--exchange", "-e", help="Exchange id."),
+    exchange: str | None = ExchangeFilterOption,
     start: str | None = StartOption,
     end: str | None = EndOption,
     as_json: bool = JsonOption,

@@ -6,14 +6,7 @@ import json
 
 import typer
 
-from cryptotrading.cli._common import (
-    ErrorReportingGroup,
-    JsonOption,
-    console,
-    emit,
-    open_stores,
-    print_table,
-)
+from cryptotrading.cli._common import command_group, open_stores
 from cryptotrading.cli._format import (
     ConfidenceOption,
     TimeframeFilterOption,
@@ -21,12 +14,11 @@ from cryptotrading.cli._format import (
     open_app_engine,
     time_option,
 )
+from cryptotrading.cli._output import JsonOption, console, emit, print_table
 from cryptotrading.intelligence import registry
 from cryptotrading.intelligence.views import model_as_dict, prediction_as_dict
 
-models_app = typer.Typer(
-    cls=ErrorReportingGroup, no_args_is_help=True, help="ML model registry and predictions."
-)
+models_app = command_group("ML model registry and predictions.")
 
 NameArgument = typer.Argument(..., help="Model name.")
 VersionArgument = typer.Argument(..., help="Version.")

@@ -9,21 +9,12 @@ from pathlib import Path
 
 import typer
 
-from cryptotrading.cli._common import (
-    ErrorReportingGroup,
-    JsonOption,
-    console,
-    emit,
-    emit_json,
-    open_stores,
-    print_table,
-)
+from cryptotrading.cli._common import command_group, open_stores
+from cryptotrading.cli._output import JsonOption, console, emit, emit_json, print_table
 from cryptotrading.cli.replicate import stop_on_sigterm
 from cryptotrading.ops import backup, scheduler
 
-ops_app = typer.Typer(
-    cls=ErrorReportingGroup, no_args_is_help=True, help="Scheduled operations (the spec's cadence)."
-)
+ops_app = command_group("Scheduled operations (the spec's cadence).")
 
 
 def _print_results(results: list[scheduler.JobResult]) -> None:

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cryptotrading.cli._common import (
-    ErrorReportingGroup,
-    JsonOption,
-    console,
-    emit,
-    print_table,
-)
+from cryptotrading.cli._common import command_group
 from cryptotrading.cli._format import (
     AtOption,
     LimitOption,
@@ -22,6 +16,7 @@ from cryptotrading.cli._format import (
     print_record,
     time_option,
 )
+from cryptotrading.cli._output import JsonOption, console, emit, print_table
 from cryptotrading.common.views import decimal_text
 from cryptotrading.models.trading import TradingOrder
 from cryptotrading.trading import orders as service
@@ -30,9 +25,7 @@ from cryptotrading.trading.portfolio import position_as_dict
 
 OrderIdArgument = typer.Argument(..., help="Order id (ord-...).")
 
-orders_app = typer.Typer(
-    cls=ErrorReportingGroup, no_args_is_help=True, help="Orders: submit, fill, cancel, list."
-)
+orders_app = command_group("Orders: submit, fill, cancel, list.")
 
 
 def _show(order: TradingOrder, title: str) -> None:

@@ -4,27 +4,24 @@ from __future__ import annotations
 
 import typer
 
-from cryptotrading.cli._common import (
-    ErrorReportingGroup,
-    JsonOption,
-    console,
-    emit,
-    open_stores,
-    print_table,
-)
+from cryptotrading.cli._common import command_group, open_stores
 from cryptotrading.cli._format import (
     TimeframeFilterOption,
     UserOption,
     open_app_engine,
     time_option,
 )
+from cryptotrading.cli._output import JsonOption, console, emit, print_table
 from cryptotrading.trading.accounts import resolve_user
-from cryptotrading.trading.portfolio import PortfolioSummary, position_as_dict, summarize
+from cryptotrading.trading.portfolio import (
+    POSITION_FIELDS,
+    PortfolioSummary,
+    position_as_dict,
+    summarize,
+)
 from cryptotrading.trading.positions import list_positions
 
-portfolio_app = typer.Typer(
-    cls=ErrorReportingGroup, no_args_is_help=True, help="Positions and P&L."
-)
+portfolio_app = command_group("Positions and P&L.")
 
 
 @portfolio_app.command()
@@ -40,16 +37,7 @@ def positions(
         position_as_dict(p)
         for p in list_positions(engine, resolve_user(engine, user), include_closed=include_closed)
     ]
-    columns = [
-        "symbol",
-        "exchange",
-        "quantity",
-        "average_entry_price",
-        "realized_pnl",
-        "unrealized_pnl",
-        "fees_paid",
-        "last_price",
-    ]
+    columns = [c for c in POSITION_FIELDS if c not in _NOT_LISTED]
     emit(
         as_json,
         rows,
@@ -59,6 +47,8 @@ def positions(
     )
 
 
+#: Position fields ``portfolio positions`` leaves out of its table.
+_NOT_LISTED = ("user_id", "market_value", "opened_at", "closed_at", "version")
 _HEADERS = {
     "symbol": "symbol",
     "exchange": "exchange",

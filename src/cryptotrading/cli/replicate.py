@@ -7,22 +7,15 @@ import signal
 
 import typer
 
-from cryptotrading.cli._common import (
-    ErrorReportingGroup,
-    JsonOption,
-    console,
-    emit,
-    emit_json,
-    open_stores,
-    print_table,
-)
+from cryptotrading.cli._common import command_group, open_stores
+from cryptotrading.cli._output import JsonOption, console, emit, emit_json, print_table
 from cryptotrading.ops import replication
 
-replicate_app = typer.Typer(
-    cls=ErrorReportingGroup,
-    invoke_without_command=True,
-    help="Continuous replication to the replica store "
+replicate_app = command_group(
+    "Continuous replication to the replica store "
     "(`replicate` runs one pass; `replicate status` shows the lag).",
+    no_args_is_help=False,
+    invoke_without_command=True,
 )
 
 

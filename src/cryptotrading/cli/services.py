@@ -9,28 +9,18 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from cryptotrading.cli._common import (
-    ErrorReportingGroup,
-    JsonOption,
-    console,
-    emit,
-    err_console,
-    print_table,
-)
-from cryptotrading.cli._format import json_object_option, open_app_engine, print_record
+from cryptotrading.cli._common import command_group
+from cryptotrading.cli._format import emit_record, json_object_option, open_app_engine, print_record
+from cryptotrading.cli._output import JsonOption, console, emit, err_console, print_table
 from cryptotrading.common.views import row_view
 from cryptotrading.services import agents, code_scan, factors
 from cryptotrading.services.cache import Cache
 
-services_app = typer.Typer(
-    cls=ErrorReportingGroup,
-    no_args_is_help=True,
-    help="Agents and messages, sentiment import, caches and code metrics.",
-)
-agents_app = typer.Typer(cls=ErrorReportingGroup, no_args_is_help=True, help="A2A agents.")
-sentiment_app = typer.Typer(cls=ErrorReportingGroup, no_args_is_help=True, help="Sentiment data.")
-cache_app = typer.Typer(cls=ErrorReportingGroup, no_args_is_help=True, help="Cache tables.")
-code_app = typer.Typer(cls=ErrorReportingGroup, no_args_is_help=True, help="Code metrics.")
+services_app = command_group("Agents and messages, sentiment import, caches and code metrics.")
+agents_app = command_group("A2A agents.")
+sentiment_app = command_group("Sentiment data.")
+cache_app = command_group("Cache tables.")
+code_app = command_group("Code metrics.")
 services_app.add_typer(agents_app, name="agents")
 services_app.add_typer(sentiment_app, name="sentiment")
 services_app.add_typer(cache_app, name="cache")
@@ -94,8 +84,7 @@ def agents_register(
         endpoint=endpoint,
         config=json_object_option(config, "--config"),
     )
-    data = row_view(agent)
-    emit(as_json, data, lambda: print_record(f"agent {agent.agent_id}", data))
+    emit_record(as_json, f"agent {agent.agent_id}", row_view(agent))
 
 
 @agents_app.command("send")
@@ -119,8 +108,7 @@ def agents_send(
         priority=priority,
         correlation_id=correlation_id,
     )
-    data = row_view(message)
-    emit(as_json, data, lambda: print_record(f"message {message.message_id}", data))
+    emit_record(as_json, f"message {message.message_id}", row_view(message))
 
 
 @agents_app.command("inbox")
@@ -212,7 +200,7 @@ def sentiment_import(
         "first": report.first,
         "last": report.last,
     }
-    emit(as_json, data, lambda: print_record("fear & greed import", data))
+    emit_record(as_json, "fear & greed import", data)
 
 
 # ---------------------------------------------------------------------------- cache
@@ -228,7 +216,7 @@ def cache_purge(ctx: typer.Context, as_json: bool = JsonOption) -> None:
         "historical_data_cache": report.historical_data_cache,
         "total": report.total,
     }
-    emit(as_json, data, lambda: print_record("expired cache rows deleted", data))
+    emit_record(as_json, "expired cache rows deleted", data)
 
 
 # ----------------------------------------------------------------------------- code

@@ -6,22 +6,13 @@ from datetime import timedelta
 
 import typer
 
-from cryptotrading.cli._common import (
-    ErrorReportingGroup,
-    JsonOption,
-    console,
-    emit,
-    err_console,
-    open_stores,
-    print_table,
-)
+from cryptotrading.cli._common import command_group, open_stores
+from cryptotrading.cli._output import JsonOption, console, emit, err_console, print_table
 from cryptotrading.security.login_throttle import LoginPolicy
 from cryptotrading.security.prompting import read_secrets
 from cryptotrading.security.users import UserInfo, UserService
 
-users_app = typer.Typer(
-    cls=ErrorReportingGroup, no_args_is_help=True, help="User accounts and API keys."
-)
+users_app = command_group("User accounts and API keys.")
 
 
 def _service(ctx: typer.Context) -> UserService:

@@ -6,25 +6,14 @@ from pathlib import Path
 
 import typer
 
-from cryptotrading.cli._common import (
-    ErrorReportingGroup,
-    JsonOption,
-    console,
-    emit,
-    err_console,
-    print_table,
-    state,
-)
+from cryptotrading.cli._common import command_group, state
 from cryptotrading.cli._format import open_app_engine
+from cryptotrading.cli._output import JsonOption, console, emit, err_console, print_table
 from cryptotrading.security.keyring import load_master_secret, read_key_file
 from cryptotrading.security.prompting import read_secrets
 from cryptotrading.security.vault import MASK, CredentialSummary, Vault
 
-vault_app = typer.Typer(
-    cls=ErrorReportingGroup,
-    no_args_is_help=True,
-    help="Encrypted exchange credentials (add, list, show, remove, rotate-key).",
-)
+vault_app = command_group("Encrypted exchange credentials (add, list, show, remove, rotate-key).")
 
 UserOption = typer.Option(..., "--user", help="Owner of the credential.")
 ServiceOption = typer.Option(..., "--service", help="Exchange id (ccxt), e.g. binance.")
