@@ -624,7 +624,9 @@ def restore_backup(
             raise _refuse(manifest, result)
         stores.close()  # our own connections must not count as another user
         if store.path is not None:
-            kept = _restore_sqlite(store.path, store.lineages, manifest, archive, result, force)
+            backup_files.remove_restore_leftovers(store.path)
+            with backup_files.in_use(store.path.parent):
+                kept = _restore_sqlite(store.path, store.lineages, manifest, archive, result, force)
         else:
             kept = _restore_postgres(store.url, store.lineages, manifest, archive, result, force)
     return Restored(manifest.id, store.name, kept, result, forced=force)

@@ -82,6 +82,29 @@ def _leftovers(directory: Path) -> list[Path]:
     return [*directory.glob("*.partial*"), *directory.glob(".verify-*"), *orphans]
 
 
+def remove_restore_leftovers(live: Path) -> list[Path]:
+    """Delete the staged copies (``<db>.restore-<time>.partial``) that killed restores
+    left beside *live* -- only when no restore is working in that directory (every
+    SQLite restore holds :func:`in_use` on it); returns what was deleted."""
+    directory = live.parent
+    if not directory.is_dir():
+        return []
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return []  # a restore is running here: its staged file is not a leftover
+        removed = []
+        for path in directory.glob(f"{live.name}.restore-*.partial"):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+        return removed
+    finally:
+        os.close(descriptor)
+
+
 def remove_leftovers(directory: Path, older_than_seconds: float = 0.0) -> list[Path]:
     """Delete what killed backups and verifications left behind (``*.partial`` files,
     ``.verify-*`` scratch dirs, data files whose manifest was never written) that are
