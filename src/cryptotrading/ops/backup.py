@@ -665,7 +665,7 @@ def _restore_postgres(
 ) -> str:
     """Restore into a scratch database, verify, then rename it in; returns the name
     of the database kept aside."""
-    backup_postgres.begin_restore(url, force=force)
+    since = backup_postgres.begin_restore(url, force=force)
     try:
         backup_postgres.list_contents(url, archive)
         result.add("pg_restore_list", True)
@@ -682,7 +682,7 @@ def _restore_postgres(
     stamp = _stamp(datetime.now(UTC))
     live_name = str(make_url(normalize_url(url)).database)
     aside_db = f"{live_name[:34]}_pre_restore_{stamp[:15].lower()}"
-    kept = backup_postgres.swap_databases(url, scratch, aside_db, force=force)
+    kept = backup_postgres.swap_databases(url, scratch, aside_db, force=force, since=since)
     return aside_db if kept else ""
 
 

@@ -17,10 +17,17 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
 
 from cryptotrading.db.engine import normalize_url
 from cryptotrading.db.session import translate_errors
-from cryptotrading.errors import ConfigurationError, DataDirError, StoreBusyError, StoreError
+from cryptotrading.errors import (
+    ConfigurationError,
+    DataDirError,
+    StoreBusyError,
+    StoreError,
+    StoreUnavailableError,
+)
 from cryptotrading.models import LINEAGES
 from cryptotrading.ops.backup_lineage import Contents, versions_and_counts
 
@@ -200,14 +207,15 @@ def _busy(database: str, sessions: list[str]) -> StoreBusyError:
     )
 
 
-def begin_restore(url: str, *, force: bool, grace_seconds: float = 3.0) -> None:
-    """Refuse (unless *force*) while other sessions are connected to the live database.
+def begin_restore(url: str, *, force: bool, grace_seconds: float = 3.0) -> int | None:
+    """Refuse (unless *force*) while other sessions are connected to the live database;
+    returns its row-change counter (:func:`rows_changed`) for :func:`swap_databases`.
 
     Sessions this process has just closed may take a moment to end: they are waited
     for up to *grace_seconds*.
     """
     if force:
-        return
+        return None
     live = str(make_url(normalize_url(url)).database)
     admin = _admin_engine(url)
     try:
@@ -219,6 +227,27 @@ def begin_restore(url: str, *, force: bool, grace_seconds: float = 3.0) -> None:
                 time.sleep(0.1)
     finally:
         admin.dispose()
+    return rows_changed(url)
+
+
+def rows_changed(url: str) -> int | None:
+    """Rows inserted, updated and deleted in the database of *url* since its statistics
+    began (``pg_stat_all_tables``; a backend flushes its counts when it disconnects at
+    the latest, and autovacuum changes none): a writer that connected, wrote and left
+    while a restore was verifying moves it. None when the database does not exist."""
+    engine = create_engine(normalize_url(url), poolclass=NullPool)
+    try:
+        with translate_errors("backup restore"), engine.connect() as connection:
+            value = connection.exec_driver_sql(
+                "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)"
+                " FROM pg_stat_all_tables"
+                " WHERE schemaname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')"
+            ).scalar()
+    except StoreUnavailableError:
+        return None  # disaster recovery: the live database is gone
+    finally:
+        engine.dispose()
+    return int(value or 0)
 
 
 def _disconnect_others(connection: Connection, database: str) -> None:
@@ -229,12 +258,28 @@ def _disconnect_others(connection: Connection, database: str) -> None:
     )
 
 
-def swap_databases(url: str, restored: str, aside: str, *, force: bool = False) -> bool:
+def _await_no_sessions(
+    connection: Connection, live: str, restored: str, grace_seconds: float = 3.0
+) -> None:
+    """Wait up to *grace_seconds* for the sessions of *live* to end (one this process
+    has just closed may take a moment); otherwise drop *restored* and refuse."""
+    deadline = time.monotonic() + grace_seconds
+    while sessions := _sessions(connection, live):
+        if time.monotonic() >= deadline:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{restored}" WITH (FORCE)')
+            raise _busy(live, sessions)
+        time.sleep(0.1)
+
+
+def swap_databases(
+    url: str, restored: str, aside: str, *, force: bool = False, since: int | None = None
+) -> bool:
     """Rename the live database to *aside* and *restored* to the live name; returns
     whether there was a live database to keep aside.
 
     Fails cleanly (nothing renamed, *restored* dropped) while other sessions use the
-    live database -- unless *force*, which disconnects them first.
+    live database, or when its rows changed since *since* (:func:`begin_restore`) --
+    unless *force*, which disconnects them first.
     """
     live = str(make_url(normalize_url(url)).database)
     admin = _admin_engine(url)
@@ -252,12 +297,19 @@ def swap_databases(url: str, restored: str, aside: str, *, force: bool = False) 
                     _disconnect_others(connection, live)
                     time.sleep(0.05 * attempt)
                 else:
-                    sessions = _sessions(connection, live)
-                    if sessions:
+                    # a writer that just left: its session ends after its counts flush
+                    _await_no_sessions(connection, live, restored)
+                    if since is not None and rows_changed(url) != since:
                         connection.exec_driver_sql(
                             f'DROP DATABASE IF EXISTS "{restored}" WITH (FORCE)'
                         )
-                        raise _busy(live, sessions)
+                        raise StoreBusyError(
+                            f"database {live!r} was written while the backup was being "
+                            "verified; nothing was restored (those rows would be lost)",
+                            hint="Stop the writers and restore again, or pass --force to "
+                            "restore anyway.",
+                        )
+                    _await_no_sessions(connection, live, restored)  # rows_changed()'s own
                 try:
                     connection.exec_driver_sql(f'ALTER DATABASE "{live}" RENAME TO "{aside}"')
                     break
