@@ -217,3 +217,30 @@ def insert_candle(
     }
     with engine.begin() as connection:
         connection.execute(insert(TimeSeries), [row])
+
+
+#: Tables a failed command may still write (recorded slow queries, error logs).
+MONITORING_TABLES = frozenset({"system_metrics", "error_logs"})
+
+
+def table_counts(settings: Settings) -> dict[str, dict[str, int]]:
+    """Row count of every table of every store (monitoring tables aside): equal before
+    and after a refused command means it wrote nothing."""
+    from cryptotrading.ops.info import info
+    from cryptotrading.stores import Stores
+
+    with Stores(settings) as stores:
+        return {
+            item.store: {t: n for t, n in item.tables.items() if t not in MONITORING_TABLES}
+            for item in info(stores)
+        }
+
+
+def assert_refused(result: Result, message: str, exit_code: int = 5) -> None:
+    """A named error: exit code, ``error:`` and ``hint:`` on stderr, no traceback."""
+    assert isinstance(result.exception, SystemExit), result.exception  # nothing escaped
+    assert result.exit_code == exit_code, result.output
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[0].startswith("error: ") and lines[-1].startswith("hint: "), result.stderr
+    assert message in result.stderr, result.stderr

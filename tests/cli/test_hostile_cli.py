@@ -29,15 +29,20 @@ from cryptotrading.errors import ConfigurationError, ValidationError
 from cryptotrading.market import MarketStore
 from cryptotrading.market.archive import MAX_AGE, parse_age
 from cryptotrading.market.formats import EXPORT_FORMATS, export_format
-from cryptotrading.ops.info import info
 from cryptotrading.outputs import check_output
 from cryptotrading.settings import CONFIG_ENV, Settings, load_settings
 from cryptotrading.stores import Stores
 from tests.helpers import BINANCE_DIR as BINANCE
-from tests.helpers import ROOT, SettingsFactory, load_rows, settings_env
+from tests.helpers import (
+    ROOT,
+    SettingsFactory,
+    assert_refused,
+    load_rows,
+    settings_env,
+    table_counts,
+)
 
 runner = CliRunner()
-MONITORING = {"system_metrics", "error_logs"}
 
 
 @pytest.fixture
@@ -55,24 +60,6 @@ def cli(settings: Settings | None, *args: str, **env: str) -> Result:
     return runner.invoke(app, list(args), env={**base, "CRYPTOTRADING_SLOW_QUERY_MS": "1e9", **env})
 
 
-def counts(settings: Settings) -> dict[str, dict[str, int]]:
-    with Stores(settings) as stores:
-        return {
-            item.store: {t: n for t, n in item.tables.items() if t not in MONITORING}
-            for item in info(stores)
-        }
-
-
-def assert_refused(result: Result, message: str, exit_code: int = 5) -> None:
-    """A named error: exit code, ``error:`` and ``hint:`` on stderr, no traceback."""
-    assert isinstance(result.exception, SystemExit), result.exception  # nothing escaped
-    assert result.exit_code == exit_code, result.output
-    assert "Traceback" not in result.stdout + result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines[0].startswith("error: ") and lines[-1].startswith("hint: "), result.stderr
-    assert message in result.stderr, result.stderr
-
-
 def _partials(directory: Path) -> list[Path]:
     return [p for p in directory.iterdir() if p.name.endswith(".partial")]
 
@@ -82,7 +69,7 @@ SERIES = ("-s", "BTC/USDT", "-t", "1h")
 
 
 def test_export_to_unwritable_targets(settings: Settings, tmp_path: Path) -> None:
-    before = counts(settings)
+    before = table_counts(settings)
     dev_before = sorted(os.listdir("/dev"))
     cases = [
         ("/nonexistent/dir/out.csv", [], "directory /nonexistent/dir does not exist"),
@@ -99,7 +86,7 @@ def test_export_to_unwritable_targets(settings: Settings, tmp_path: Path) -> Non
     assert not (tmp_path / "out.xml").exists() and not (tmp_path / "noext").exists()
     assert not (tmp_path / "out.csv").exists() and not _partials(tmp_path)
     assert sorted(os.listdir("/dev")) == dev_before
-    assert counts(settings) == before
+    assert table_counts(settings) == before
     forced = cli(settings, *EXPORT, str(tmp_path / "out.xml"), *SERIES, "--format", "csv")
     assert forced.exit_code == 0, forced.output
     assert (tmp_path / "out.xml").read_text().startswith("timestamp,open,high,low,close,volume")
@@ -148,7 +135,7 @@ def test_export_failing_mid_write_leaves_the_old_file(
 
 @pytest.mark.parametrize("dry_run", [True, False])
 def test_archive_age_out_of_range(settings: Settings, tmp_path: Path, dry_run: bool) -> None:
-    before = counts(settings)
+    before = table_counts(settings)
     flags = ["--dry-run"] if dry_run else []
     archive = str(tmp_path / "archive")
     for age, message in [
@@ -162,7 +149,7 @@ def test_archive_age_out_of_range(settings: Settings, tmp_path: Path, dry_run: b
         result = cli(settings, *args)
         assert_refused(result, message)
         assert len(result.stderr) < 400  # the huge value is shortened
-    assert counts(settings) == before and not Path(archive).exists()
+    assert table_counts(settings) == before and not Path(archive).exists()
 
 
 def test_export_schema_targets(settings: Settings, tmp_path: Path) -> None:

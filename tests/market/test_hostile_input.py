@@ -36,16 +36,20 @@ from cryptotrading.market.formats import FORMATS, read_candles_file
 from cryptotrading.market.timeframes import parse_timeframe
 from cryptotrading.market.trades import read_trades_file, trades_to_candles
 from cryptotrading.market.validation import check_names, validate_candles
-from cryptotrading.ops.info import info
 from cryptotrading.settings import Settings
 from cryptotrading.stores import Stores
-from tests.helpers import SettingsFactory, load_rows, settings_env
+from tests.helpers import (
+    SettingsFactory,
+    assert_refused,
+    load_rows,
+    settings_env,
+    table_counts,
+)
 
 runner = CliRunner()
 HEADER = "timestamp,open,high,low,close,volume\n"
 BIG = "9" * 400  # an integer far beyond float64
 #: Rows of tables a failed command may touch: recorded slow queries and error logs.
-MONITORING = {"system_metrics", "error_logs"}
 END_TIMESTAMP = 4_102_444_800_000  # 2100-01-01T00:00:00Z: no candle at or after it
 
 
@@ -66,25 +70,6 @@ def cli(settings: Settings, *args: str, **env: str) -> Result:
     return runner.invoke(
         app, list(args), env={**settings_env(settings), "CRYPTOTRADING_SLOW_QUERY_MS": "1e9", **env}
     )
-
-
-def counts(settings: Settings) -> dict[str, dict[str, int]]:
-    """Row count of every table of every store (monitoring tables aside)."""
-    with Stores(settings) as stores:
-        return {
-            item.store: {t: n for t, n in item.tables.items() if t not in MONITORING}
-            for item in info(stores)
-        }
-
-
-def assert_refused(result: Result, message: str, exit_code: int = 5) -> None:
-    """A named error: exit code, ``error:`` and ``hint:`` on stderr, no traceback."""
-    assert isinstance(result.exception, SystemExit), result.exception  # nothing escaped
-    assert result.exit_code == exit_code, result.output
-    assert "Traceback" not in result.stdout + result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines[0].startswith("error: ") and lines[-1].startswith("hint: "), result.stderr
-    assert message in result.stderr, result.stderr
 
 
 def _gzip(data: bytes) -> bytes:
@@ -149,7 +134,7 @@ def _refused_each(
 ) -> None:
     """Run *command* on every case (one database for all: fast on PostgreSQL), then
     report every case that was not refused cleanly or changed a table."""
-    before = counts(settings)
+    before = table_counts(settings)
     failures = []
     for case, content, message in cases:
         path = tmp_path / f"{case}.dat"
@@ -157,7 +142,7 @@ def _refused_each(
         result = cli(settings, "market", command, str(path), "-s", "XRP/USDT", "-t", "1h")
         try:
             assert_refused(result, message)
-            assert counts(settings) == before, "a table changed"
+            assert table_counts(settings) == before, "a table changed"
         except AssertionError as exc:
             failures.append(f"{case}: {exc}")
     assert not failures, "\n\n".join(failures)
@@ -209,7 +194,7 @@ def test_not_a_regular_file(settings: Settings, tmp_path: Path) -> None:
     """/dev/zero was reported as "no such file" (and --format json read it forever)."""
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    before = counts(settings)
+    before = table_counts(settings)
     for command in ("import", "import-trades"):
         for path in (Path("/dev/zero"), fifo, tmp_path):
             for extra in ([], ["--format", "json"]):
@@ -217,7 +202,7 @@ def test_not_a_regular_file(settings: Settings, tmp_path: Path) -> None:
                 assert_refused(cli(settings, "market", command, *args), "not a regular file")
         missing = (str(tmp_path / "missing.csv"), "-s", "XRP/USDT", "-t", "1h")
         assert_refused(cli(settings, "market", command, *missing), "no such file", exit_code=6)
-    assert counts(settings) == before
+    assert table_counts(settings) == before
 
 
 HOSTILE_SYMBOLS = [
@@ -239,7 +224,7 @@ HOSTILE_SYMBOLS = [
 
 
 def test_symbol_blank_or_with_control_characters(settings: Settings, binance_dir: Path) -> None:
-    before = counts(settings)
+    before = table_counts(settings)
     path = binance_dir / "ETH_USDT-1h.json"
     for symbol in HOSTILE_SYMBOLS:
         for command in ("import", "import-trades"):
@@ -249,7 +234,7 @@ def test_symbol_blank_or_with_control_characters(settings: Settings, binance_dir
         settings, "market", "import", str(path), "-s", "ETH/USDT", "-t", "1h", "-e", "bin\nance"
     )
     assert_refused(exchange, "invalid exchange name")
-    assert counts(settings) == before
+    assert table_counts(settings) == before
 
 
 def _bomb(path: Path, expanded: int) -> None:
@@ -266,7 +251,7 @@ def test_gzip_bomb_stopped_at_max_import_bytes(settings: Settings, tmp_path: Pat
     bomb = tmp_path / "bomb.json.gz"
     _bomb(bomb, 64 << 20)
     assert bomb.stat().st_size < 1 << 20
-    before = counts(settings)
+    before = table_counts(settings)
     for command in ("import", "import-trades"):
         result = cli(
             settings,
@@ -281,7 +266,7 @@ def test_gzip_bomb_stopped_at_max_import_bytes(settings: Settings, tmp_path: Pat
         )
         assert_refused(result, "expands to more than 1,000,000 bytes (max_import_bytes)")
         assert "CRYPTOTRADING_MAX_IMPORT_BYTES" in result.stderr
-    assert counts(settings) == before
+    assert table_counts(settings) == before
 
 
 def test_gzip_bomb_is_never_expanded_in_memory(tmp_path: Path) -> None:
