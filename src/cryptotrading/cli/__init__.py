@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+# Modules that add commands to the groups below when imported (backup, replicate).
+from cryptotrading.cli import backup_pitr, replicate_logical, replicate_verify  # noqa: F401
 from cryptotrading.cli._common import State, command_group
 from cryptotrading.cli.backup import backup_app
 from cryptotrading.cli.db import db_app, init
