@@ -1,3 +1,46 @@
-"""Commands added to a command group by their own module (registered on import)."""
+"""``cryptotrading replicate setup``: PostgreSQL's logical replication for a PostgreSQL
+source and replica (registered on the ``replicate`` group on import)."""
 
 from __future__ import annotations
+
+import typer
+
+from cryptotrading.cli._common import open_stores
+from cryptotrading.cli._output import JsonOption, console, emit, print_table
+from cryptotrading.cli.replicate import replicate_app
+from cryptotrading.ops import logical_replication
+
+
+@replicate_app.command("setup")
+def setup_command(
+    ctx: typer.Context,
+    drop: bool = typer.Option(
+        False, "--drop", help="Remove the subscriptions, their slots and the publications."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Replicate PostgreSQL to PostgreSQL with logical replication (one publication and
+    subscription per lineage); checks wal_level and that both schemas match. Idempotent.
+    With a SQLite end there is nothing to set up (the change-log replication serves it)."""
+    result = logical_replication.setup(open_stores(ctx), drop=drop)
+
+    def render() -> None:
+        if result.lineages:
+            print_table(
+                "logical replication",
+                ["lineage", "publication", "subscription", "slot", "tables", "action"],
+                [
+                    (
+                        item.lineage,
+                        item.publication,
+                        item.subscription,
+                        item.slot,
+                        item.tables,
+                        item.action + (" (slot left on the source)" if item.slot_left else ""),
+                    )
+                    for item in result.lineages
+                ],
+            )
+        console.print(result.message, markup=False, highlight=False)
+
+    emit(as_json, result.as_dict(), render)
