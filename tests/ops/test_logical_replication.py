@@ -10,6 +10,7 @@ database holding a logical slot cannot be dropped)."""
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -236,6 +237,7 @@ def test_logical_replication_carries_every_change(pg_pair: Settings, market_data
         # Rows written before setup reach the replica through the initial copy.
         make_user(app, "alice")
         _write(stores, market_data_dir, "BTC/USDT")
+        make_user(stores.engine("replica"), "mallory")  # a stray row the copy must not keep
         created = invoke_json(pg_pair, "replicate", "setup", "--json")
         assert created["applicable"] is True
         assert [(item["lineage"], item["action"]) for item in created["lineages"]] == [
@@ -249,6 +251,7 @@ def test_logical_replication_carries_every_change(pg_pair: Settings, market_data
         # Running it again changes nothing.
         again = invoke_json(pg_pair, "replicate", "setup", "--json")
         assert [item["action"] for item in again["lineages"]] == ["unchanged", "unchanged"]
+        assert not again["lineages"][0]["replica_emptied"]
 
         # Writes through the library and through plain SQL, after the subscription.
         agents.register_agent(app, "acc-a", "analyst")
@@ -312,6 +315,26 @@ def test_logical_replication_carries_every_change(pg_pair: Settings, market_data
         assert _scalar(replica, "SELECT count(*) FROM time_series_p202401") == 1
         assert logical_replication.wait_caught_up(stores, timeout=60)
         _assert_replica_equal(stores)
+
+        # A paused subscription still owns its tables; a slot lost on the source (dropped
+        # by hand, or the source restored) is named, and --drop still cleans up.
+        with replica.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT").execute(
+                text("ALTER SUBSCRIPTION cryptotrading_app DISABLE")
+            )
+        assert logical_replication.is_active(stores, APP_LINEAGE)
+        for _ in range(100):
+            paused = logical_replication.status(stores)[0]
+            if not paused.slot_active:
+                break
+            time.sleep(0.1)
+        assert not paused.enabled and not paused.slot_active and paused.worker_pid is None
+        with app.connect() as connection:
+            connection.execute(
+                text("SELECT pg_drop_replication_slot(:slot)"), {"slot": paused.slot}
+            )
+        result = invoke(pg_pair, "replicate", "setup")
+        assert_refused(result, f"uses slot {paused.slot}, which the source no longer has", 2)
 
         dropped = invoke_json(pg_pair, "replicate", "setup", "--drop", "--json")
         assert [item["action"] for item in dropped["lineages"]] == ["dropped", "dropped"]

@@ -447,6 +447,17 @@ def _create(stores: Stores, pair: Pair) -> LineageSetup:
                 hint="Remove it with `cryptotrading replicate setup --drop` under the old "
                 "settings, then run `replicate setup` again.",
             )
+        with _autocommit(source_engine, _source_where(pair)) as source:
+            if not _rows(
+                source, "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", pair.slot
+            ):
+                raise ConfigurationError(
+                    f"the replica's subscription {pair.subscription} uses slot {pair.slot}, "
+                    "which the source no longer has (dropped, or the source was restored): "
+                    "changes since then are lost to the replica",
+                    hint="Run `cryptotrading replicate setup --drop`, then `replicate setup` "
+                    "(the replica is copied afresh).",
+                )
         if pair.lineage == MARKET_LINEAGE:
             result.partitions_created = _sync_partitions(stores, pair)
         with _autocommit(replica_engine, _replica_where(pair)) as replica:
