@@ -28,18 +28,17 @@ def setup_command(
         if result.lineages:
             print_table(
                 "logical replication",
-                ["lineage", "publication", "subscription", "slot", "tables", "action"],
+                ["lineage", "slot (on the source)", "tables", "action"],
                 [
                     (
                         item.lineage,
-                        item.publication,
-                        item.subscription,
                         item.slot,
                         item.tables,
                         item.action + (" (slot left on the source)" if item.slot_left else ""),
                     )
                     for item in result.lineages
                 ],
+                caption="publication (source) and subscription (replica): cryptotrading_<lineage>",
             )
         console.print(result.message, markup=False, highlight=False)
 
