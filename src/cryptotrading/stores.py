@@ -75,6 +75,13 @@ class Store:
         return mask_url(self.url)
 
     @property
+    def identity(self) -> str:
+        """Names the database whatever the working directory: the absolute SQLite path,
+        or the URL with its password hidden."""
+        path = self.path
+        return f"sqlite:///{path.resolve()}" if path is not None else self.display_url
+
+    @property
     def is_replica(self) -> bool:
         return self.name == "replica"
 

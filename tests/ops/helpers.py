@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 
 from cryptotrading.models import CacheEntry, SystemMetric, TimeSeries, metadata
-from cryptotrading.ops import replication
 from cryptotrading.stores import Stores
 from tests.helpers import ROOT
 
@@ -89,11 +88,9 @@ def drop_pg(url: str, database: str) -> None:
 
 
 def table_rows(engine: Engine, name: str) -> list[tuple[Any, ...]]:
-    """Every row of a table, in primary-key order (the watermark row left out)."""
+    """Every row of a table, in primary-key order."""
     table = metadata.tables[name]
     query = select(table).order_by(*table.primary_key.columns)
-    if name == "cache_entries":
-        query = query.where(table.c.id != replication.WATERMARK_ID)
     with engine.connect() as connection:
         return [tuple(row) for row in connection.execute(query)]
 

@@ -259,9 +259,9 @@ def test_replication_age_is_reported_and_alerted(stores: Stores) -> None:
     assert report.replication is not None and report.replication["age_seconds"] < 60
     assert not [a for a in report.alerts if a.event_type == "replication"]
 
-    two_hours_ago = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    two_hours_ago = int((datetime.now(UTC) - timedelta(hours=2)).timestamp() * 1000)
     with stores.engine("replica").begin() as connection:
-        replication._save_document(connection, last_pass=two_hours_ago)
+        connection.exec_driver_sql(f"UPDATE replication_cursors SET updated_at = {two_hours_ago}")
     report = health.check(stores, limits)
     assert [a.severity for a in report.alerts if a.event_type == "replication"] == ["warning"]
     assert not report.ok

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,43 +32,53 @@ def test_first_run_copies_everything_then_only_changes(stores: Stores) -> None:
     assert runs["app.users"].rows == 1
     assert_in_step(stores, "time_series", "system_metrics", "users", "cache_entries")
 
-    # Second run: only what changed (the overlap may re-read recent rows, never fewer).
+    # Second run: exactly what changed; a third with nothing new copies nothing.
     insert_candles(stores.engine("market"), 120, 10)
     put_cache(stores.engine("app"), "k1", {"v": 2})
-    again = {
-        r.table: r for r in replication.replicate_once(stores, batch_size=50, overlap_seconds=0)
-    }
+    again = {r.table: r for r in replication.replicate_once(stores, batch_size=50)}
     assert again["market.time_series"].rows == 10
     assert again["app.system_metrics"].rows == 0
     assert again["app.cache_entries"].rows == 1
     assert_in_step(stores, "time_series", "system_metrics", "users", "cache_entries")
+    idle = replication.replicate_once(stores, batch_size=50)
+    assert sum(r.rows for r in idle) == 0
 
     lags = {lag.table: lag for lag in replication.status(stores)}
-    assert lags["market.time_series"].pending_rows == 0
-    assert lags["market.time_series"].replica_rows == 130
-    assert lags["app.cache_entries"].replica_rows == 1
+    assert lags["market.time_series"].pending_changes == 0
+    assert lags["app.cache_entries"].pending_changes == 0
 
 
-def test_status_reports_pending_rows_and_seconds(stores: Stores) -> None:
+def test_status_reports_pending_changes_and_their_age(stores: Stores) -> None:
     engine = stores.engine("market")
     insert_candles(engine, 0, 40)
+    make_user(stores.engine("app"), "erin")
+    before = {lag.table: lag for lag in replication.status(stores)}
+    assert before["app.users"].pending_changes == 1  # no pass yet: every row waits
+    assert before["app.users"].replicated_at is None
     replication.replicate_once(stores)
     with engine.begin() as connection:
         from cryptotrading.models import TimeSeries
 
-        later = int((datetime.now(UTC) + timedelta(seconds=90)).timestamp() * 1000)
         rows = [
             dict(r) for r in connection.execute(select(TimeSeries.__table__).limit(5)).mappings()
         ]
         for n, row in enumerate(rows):
-            row.update(timestamp=row["timestamp"] + 10**12 + n, ingested_at=later)
+            row.update(timestamp=row["timestamp"] + 10**12 + n)
         connection.execute(insert(TimeSeries.__table__), rows)
-    lag = {lag.table: lag for lag in replication.status(stores)}["market.time_series"]
-    assert lag.pending_rows == 5
-    assert lag.lag_seconds is not None and lag.lag_seconds >= 60
+    with stores.engine("app").begin() as connection:
+        connection.exec_driver_sql("UPDATE users SET email = 'erin@new.example'")
+    time.sleep(0.05)
+    lags = {lag.table: lag for lag in replication.status(stores)}
+    # One range per statement on PostgreSQL, one per candle written by plain SQL on SQLite.
+    assert lags["market.time_series"].pending_changes in (1, 5)
+    assert lags["app.users"].pending_changes == 1
+    age = lags["app.users"].oldest_pending_seconds
+    assert age is not None and 0.04 <= age < 60
+    assert lags["app.system_metrics"].pending_changes == 0
     replication.replicate_once(stores)
     lag = {lag.table: lag for lag in replication.status(stores)}["market.time_series"]
-    assert (lag.pending_rows, lag.lag_seconds) == (0, 0.0)
+    assert (lag.pending_changes, lag.oldest_pending_seconds) == (0, None)
+    assert lag.replicated_at is not None
 
 
 def test_no_replica_is_a_configuration_error(make_settings: SettingsFactory) -> None:
@@ -162,7 +173,7 @@ def test_cli_replicate_and_status_json(make_settings: SettingsFactory) -> None:
     assert (runs["market.time_series"]["rows"], runs["market.time_series"]["batches"]) == (12, 3)
     status = json.loads(invoke(settings, "replicate", "status", "--json").stdout)
     series = next(s for s in status if s["table"] == "market.time_series")
-    assert (series["source_rows"], series["replica_rows"], series["pending_rows"]) == (12, 12, 0)
+    assert (series["mode"], series["pending_changes"]) == ("change-log", 0)
     bad = invoke(settings, "replicate", "--batch-size", "0")
     assert bad.exit_code == 2 and "batch-size" in bad.stderr
 
@@ -223,10 +234,6 @@ def test_a_key_deleted_and_inserted_again_replaces_the_old_row(stores: Stores) -
     put_cache(app, "quote:BTC", {"v": 2})
     replication.replicate_once(stores)
     assert_in_step(stores, "cache_entries")
-    put_cache(app, replication.WATERMARK_KEY, {"not": "ours"})  # the reserved key: not copied
-    replication.replicate_once(stores)
-    with stores.engine("replica").connect() as connection:
-        assert replication.load_watermarks(connection)  # the watermark row survived
     copied = table_rows(stores.engine("replica"), "cache_entries")
     assert sorted(row[1] for row in copied) == ["other", "quote:BTC"]
     assert next(row[0] for row in copied if row[1] == "quote:BTC") != 1
@@ -240,6 +247,6 @@ def test_follow_runs_passes_until_told_to_stop(stores: Stores) -> None:
         seen.append(sum(r.rows for r in runs if r.table == "market.time_series"))
         insert_candles(stores.engine("market"), 100 + len(seen), 1)
 
-    done = replication.follow(stores, interval=0.01, cycles=3, overlap_seconds=0, on_cycle=on_cycle)
+    done = replication.follow(stores, interval=0.01, cycles=3, on_cycle=on_cycle)
     assert done == 3
     assert seen == [9, 1, 1]

@@ -68,3 +68,8 @@ def parse_time(text: str, what: str = "time") -> datetime:
         raise ValidationError(
             f"{what} {text[:64]!r} is outside the calendar in UTC", hint=_TIME_HINT
         ) from None
+
+
+def epoch_ms(value: datetime | None = None) -> int:
+    """Epoch milliseconds of *value* (default: now), UTC."""
+    return int((value or utcnow()).timestamp() * 1000)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,6 +37,7 @@ from sqlalchemy import Connection, Engine, text
 
 from cryptotrading.db.session import translate_errors
 from cryptotrading.errors import StoreError, ValidationError
+from cryptotrading.migrations import capture
 
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume", "ingested_at")
 SCHEMA = pa.schema(
@@ -227,6 +229,15 @@ def _archive_partition(
 def _delete_returning(
     connection: Connection, partition: Partition, start: int, end: int
 ) -> pa.Table:
+    raw = connection.connection.dbapi_connection
+    if isinstance(raw, sqlite3.Connection):  # one change-log range, not a row per candle
+        series = (partition.symbol, partition.timeframe, partition.exchange)
+        with capture.series_batch(raw, *series, start, end - 1):
+            return _delete_rows(connection, partition, start, end)
+    return _delete_rows(connection, partition, start, end)
+
+
+def _delete_rows(connection: Connection, partition: Partition, start: int, end: int) -> pa.Table:
     result = connection.execute(
         text(
             "DELETE FROM time_series WHERE exchange = :exchange AND symbol = :symbol "

@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 
 from cryptotrading.market.backend import BatchMark, series_filters
 from cryptotrading.market.candles import COLUMNS, Candles, unstored
+from cryptotrading.migrations import capture
 
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _TRAILER = struct.pack(">h", -1)
@@ -197,6 +198,12 @@ def _create_partition(conn: psycopg.Connection[Any], name: str, low: int, high: 
             table, sql.Literal(low), sql.Literal(high)
         )
     )
+    captured = conn.execute(
+        "SELECT 1 FROM pg_trigger WHERE tgname = %s", (f"{capture.PREFIX}time_series_i",)
+    ).fetchone()
+    if captured:  # writes addressed to the partition itself are captured too
+        for statement in capture.partition_triggers(name):
+            conn.execute(statement.encode())
     conn.execute("INSERT INTO time_series SELECT * FROM ts_moved")
     conn.execute("DROP TABLE ts_moved")
 

@@ -23,6 +23,7 @@ from cryptotrading.market import native_read
 from cryptotrading.market.backend import BatchMark, series_filters
 from cryptotrading.market.candles import CANDLE_DTYPE, COLUMNS, Candles, unstored
 from cryptotrading.market.timeframes import parse_timeframe
+from cryptotrading.migrations import capture
 
 log = logging.getLogger(__name__)
 ROWS_PER_STATEMENT = 500
@@ -68,15 +69,19 @@ def write(
         return 0
     matrix = np.column_stack([np.asarray(getattr(fresh, name), np.float64) for name in COLUMNS])
     flat: list[float] = matrix.ravel().tolist()
-    before = conn.total_changes
     head: list[Any] = [symbol, frequency, exchange, ingested_at]
     step = ROWS_PER_STATEMENT * 6
     full = _insert_sql(ROWS_PER_STATEMENT)
-    for begin in range(0, len(flat), step):
-        chunk = flat[begin : begin + step]
-        sql = full if len(chunk) == step else _insert_sql(len(chunk) // 6)
-        conn.execute(sql, head + chunk)
-    return conn.total_changes - before
+    first_fresh, last_fresh = int(fresh.timestamp[0]), int(fresh.timestamp[-1])
+    # One change-log range for the batch instead of a trigger row per candle.
+    with capture.series_batch(conn, symbol, frequency, exchange, first_fresh, last_fresh):
+        before = conn.total_changes
+        for begin in range(0, len(flat), step):
+            chunk = flat[begin : begin + step]
+            sql = full if len(chunk) == step else _insert_sql(len(chunk) // 6)
+            conn.execute(sql, head + chunk)
+        changed = conn.total_changes - before
+    return changed
 
 
 def read(

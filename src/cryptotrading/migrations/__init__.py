@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, inspect
 
 from cryptotrading.db.session import translate_errors
 from cryptotrading.errors import SchemaVersionError, ValidationError
+from cryptotrading.migrations import capture
 from cryptotrading.migrations.environment import version_table
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
@@ -132,6 +133,9 @@ def _run(engine: Engine, lineage: str, revision: str, *, downgrade: bool) -> Non
                     raise SchemaVersionError(
                         f"migration of lineage {lineage!r} failed: {exc}"
                     ) from None
+                # Batch migrations rebuild SQLite tables without their triggers, and
+                # every version may add columns: capture is rebuilt after each run.
+                capture.install(connection, lineage)
                 if sqlite:
                     _assert_foreign_keys(connection)
         finally:

@@ -44,7 +44,16 @@ from cryptotrading.models.analytics import (
 )
 from cryptotrading.models.caching import CacheEntry, FeatureCache, HistoricalDataCache
 from cryptotrading.models.code import CodeFile, CodeMetric, Issue
-from cryptotrading.models.extensions import EXTENSIONS, Extension, IngestionBatch
+from cryptotrading.models.extensions import (
+    EXTENSIONS,
+    ChangeLog,
+    Extension,
+    IngestionBatch,
+    MarketChangeLog,
+    ReplicaReader,
+    ReplicationCursor,
+    SeriesChange,
+)
 from cryptotrading.models.intelligence import (
     AIAnalysis,
     AIInsight,
@@ -94,6 +103,7 @@ __all__ = [
     "ApiCredential",
     "Base",
     "CacheEntry",
+    "ChangeLog",
     "CodeFile",
     "CodeMetric",
     "ConversationHistory",
@@ -115,15 +125,19 @@ __all__ = [
     "MLModel",
     "MLPrediction",
     "MacroData",
+    "MarketChangeLog",
     "MarketData",
     "MarketDataSource",
     "MemoryFragment",
     "MonitoringEvent",
     "OnchainData",
     "PortfolioPosition",
+    "ReplicaReader",
+    "ReplicationCursor",
     "SchemaVersion",
     "SemanticMemory",
     "SentimentData",
+    "SeriesChange",
     "SystemHealth",
     "SystemMetric",
     "TimeSeries",
@@ -140,7 +154,7 @@ metadata: MetaData = Base.metadata
 LINEAGES: tuple[str, ...] = (APP_LINEAGE, MARKET_LINEAGE)
 
 #: The spec's schema versions, oldest first.
-SCHEMA_VERSIONS: tuple[str, ...] = ("1.0.0", "1.5.0", "2.0.0", "2.1.0")
+SCHEMA_VERSIONS: tuple[str, ...] = ("1.0.0", "1.5.0", "2.0.0", "2.1.0", "2.2.0")
 
 
 def _module_tables(module: object) -> tuple[str, ...]:

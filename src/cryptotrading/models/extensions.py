@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from sqlalchemy import BigInteger, Integer, String
+from sqlalchemy import BigInteger, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cryptotrading.models._common import MARKET_LINEAGE, Base, table_args
+from cryptotrading.models._common import APP_LINEAGE, MARKET_LINEAGE, Base, table_args
+
+#: A 64-bit sequence that SQLite numbers with AUTOINCREMENT (never reused after a trim).
+_SEQ = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class IngestionBatch(Base):
@@ -30,6 +33,93 @@ class IngestionBatch(Base):
     ingested_at: Mapped[int] = mapped_column(BigInteger)
 
 
+class _RowChanges:
+    """Columns of a row change log, filled by database triggers (see
+    :mod:`cryptotrading.migrations.capture`) in the transaction that changed the row."""
+
+    seq: Mapped[int] = mapped_column(_SEQ, primary_key=True, autoincrement=True)
+    table_name: Mapped[str] = mapped_column(String(64))
+    #: I(nsert), U(pdate) or D(elete).
+    op: Mapped[str] = mapped_column(String(1))
+    #: JSON array of the primary-key values.
+    row_key: Mapped[str] = mapped_column(Text)
+    #: SQLite only: JSON object of the row after the change (point-in-time recovery).
+    row_image: Mapped[str | None] = mapped_column(Text)
+    #: Epoch ms when the trigger ran.
+    changed_at: Mapped[int] = mapped_column(BigInteger)
+    #: PostgreSQL only: the writing transaction's id (pg_current_xact_id).
+    txid: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ChangeLog(_RowChanges, Base):
+    """Every insert, update and delete of a replicated application table."""
+
+    __tablename__ = "change_log"
+    __table_args__ = table_args(
+        "2.2.0", Index(None, "changed_at"), Index(None, "txid"), sqlite_autoincrement=True
+    )
+
+
+class MarketChangeLog(_RowChanges, Base):
+    """Every insert, update and delete of a replicated market table but ``time_series``."""
+
+    __tablename__ = "market_change_log"
+    __table_args__ = table_args(
+        "2.2.0",
+        Index(None, "changed_at"),
+        Index(None, "txid"),
+        lineage=MARKET_LINEAGE,
+        sqlite_autoincrement=True,
+    )
+
+
+class SeriesChange(Base):
+    """A key range of ``time_series`` changed by one batch or statement (one row per
+    candle only for writers outside the library on SQLite)."""
+
+    __tablename__ = "series_changes"
+    __table_args__ = table_args(
+        "2.2.0", Index(None, "txid"), lineage=MARKET_LINEAGE, sqlite_autoincrement=True
+    )
+
+    seq: Mapped[int] = mapped_column(_SEQ, primary_key=True, autoincrement=True)
+    symbol: Mapped[str] = mapped_column(String(32))
+    frequency: Mapped[str] = mapped_column(String(8))
+    exchange: Mapped[str] = mapped_column(String(32))
+    first_ts: Mapped[int] = mapped_column(BigInteger)
+    last_ts: Mapped[int] = mapped_column(BigInteger)
+    changed_at: Mapped[int] = mapped_column(BigInteger)
+    txid: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ReplicationCursor(Base):
+    """In a replica: how far it has applied each source's change log, written in the
+    transaction that applied the changes (a store holding cursors is a replica)."""
+
+    __tablename__ = "replication_cursors"
+    __table_args__ = table_args("2.2.0", lineage=APP_LINEAGE)
+
+    lineage: Mapped[str] = mapped_column(String(16), primary_key=True)
+    #: JSON: the position (SQLite: last seq; PostgreSQL: transaction-id window + seq).
+    position: Mapped[str] = mapped_column(Text)
+    #: The source store (display URL) the position refers to.
+    source: Mapped[str] = mapped_column(String(512))
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReplicaReader(Base):
+    """In the application store: each registered replica's applied position per
+    lineage; a change log is trimmed only below every reader's position."""
+
+    __tablename__ = "replica_readers"
+    __table_args__ = table_args("2.2.0", lineage=APP_LINEAGE)
+
+    replica: Mapped[str] = mapped_column(String(512), primary_key=True)
+    lineage: Mapped[str] = mapped_column(String(16), primary_key=True)
+    position: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
 class Extension(NamedTuple):
     """Why a table beyond the spec exists and how operations treat it."""
 
@@ -45,6 +135,42 @@ EXTENSIONS: dict[str, Extension] = {
         "2.1.0",
         "per-batch progress of import/download jobs, committed with the candles",
         replicated=True,
+        backed_up=True,
+        derived=False,
+    ),
+    "change_log": Extension(
+        "2.2.0",
+        "inserts, updates and deletes of application tables, written by triggers in the "
+        "changing transaction: replication and point-in-time recovery (SQLite)",
+        replicated=False,
+        backed_up=True,
+        derived=False,
+    ),
+    "market_change_log": Extension(
+        "2.2.0",
+        "the same change log for the market tables other than time_series",
+        replicated=False,
+        backed_up=True,
+        derived=False,
+    ),
+    "series_changes": Extension(
+        "2.2.0",
+        "key ranges of time_series changed per batch: replication without a log row per candle",
+        replicated=False,
+        backed_up=True,
+        derived=False,
+    ),
+    "replication_cursors": Extension(
+        "2.2.0",
+        "a replica's applied position per source, committed with the applied rows",
+        replicated=False,
+        backed_up=True,
+        derived=False,
+    ),
+    "replica_readers": Extension(
+        "2.2.0",
+        "registered replicas and their positions: the change log is trimmed below them",
+        replicated=False,
         backed_up=True,
         derived=False,
     ),

@@ -1,130 +1,60 @@
-"""Continuous, incremental replication of the application and market stores into the
-replica store (``rex.db`` in layout ``three``, or ``CRYPTOTRADING_REPLICA_URL``).
+"""Continuous replication into the replica store (``rex.db`` in layout ``three``, or
+``CRYPTOTRADING_REPLICA_URL``) from the change logs the sources' triggers write.
 
 How it stays correct:
 
-* **Incremental.** Each table has a change column -- ``updated_at``, else
-  ``created_at``, else ``id`` for application tables; ``ingested_at`` for
-  ``time_series`` -- and a *watermark*: the change value and primary key of the last
-  row copied. A run reads only rows at or after the watermark (minus a small overlap
-  for transactions that committed late), ordered by (change, primary key).
-* **Nothing lost, nothing duplicated after kill -9.** Rows are upserted by primary
-  key (so copying a row twice is harmless) and each batch is written together with
-  its table's new watermark in ONE replica transaction. The watermarks live in the
-  replica itself -- a JSON document in ``cache_entries`` (id -1, key
-  ``replication:watermarks``) -- so batch and watermark commit or vanish together.
-* **Consistent for readers.** Each lineage is read from one source snapshot, parents
-  before children, and a reader of the replica sees whole batches only.
+* **Nothing missed.** Every insert, update and delete of a replicated table is logged
+  by a trigger in the writing transaction (:mod:`cryptotrading.migrations.capture`),
+  whoever the writer is. A pass reads the log entries after the replica's position
+  (:mod:`cryptotrading.ops.changelog`) and makes the replica's rows of those keys (or
+  candle ranges) equal to the source's in one source snapshot.
+* **Nothing lost, nothing doubled after kill -9.** Each page of changes is applied in
+  ONE replica transaction together with the new position (``replication_cursors``);
+  applying a page twice is harmless (state-based).
+* **Nothing copied twice.** A pass with nothing new reads the logs' tails and copies no
+  row; a bulk import is copied once.
+* **A first pass (or a new source) copies everything** from one snapshot: every row,
+  and deletes the replica rows the source does not hold.
 
-Deletes in the source (cache expiry, archived candles) are not propagated: the
-replica keeps every row it has seen. Rows updated without touching their change
-column (tables without ``updated_at``) are re-copied only within the overlap.
+The replica's own capture triggers are dropped: a replica is nobody's source. Its
+positions are also registered in the application store (``replica_readers``) so the
+change log is trimmed only below every replica (:func:`trim_logs`).
 """
 
 from __future__ import annotations
 
-import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
-from sqlalchemy import (
-    Column,
-    Connection,
-    Engine,
-    Table,
-    UniqueConstraint,
-    and_,
-    delete,
-    func,
-    or_,
-    select,
-    tuple_,
-)
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Connection, Engine, Table, func, select
 
 from cryptotrading import migrations
+from cryptotrading.common.clock import epoch_ms
 from cryptotrading.common.views import AsDict
 from cryptotrading.db.engine import READ_ONLY
-from cryptotrading.db.session import translate, translate_errors
+from cryptotrading.db.session import translate_errors
 from cryptotrading.errors import ConfigurationError, NotFoundError, SchemaVersionError
-from cryptotrading.models import APP_LINEAGE, MARKET_LINEAGE, CacheEntry, lineage_tables
+from cryptotrading.migrations.capture import SERIES_LOG
+from cryptotrading.models import APP_LINEAGE, ReplicaReader, ReplicationCursor
+from cryptotrading.ops import changelog, replica_apply
+from cryptotrading.ops.changelog import Cursor, Position
+from cryptotrading.ops.replicated import LINEAGES, replicated_tables
 from cryptotrading.stores import Store, Stores
 
-WATERMARK_KEY = "replication:watermarks"
-#: Source ids are positive; this row of the replica's cache_entries is never overwritten.
-WATERMARK_ID = -1
 DEFAULT_BATCH = 5_000
-#: Rows whose change value lies this far before the watermark are read again, in case
-#: their transaction committed after a later one was replicated.
-DEFAULT_OVERLAP_SECONDS = 5.0
-
-_CACHE: Table = CacheEntry.__table__  # type: ignore[assignment]
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    """How one table is replicated: its lineage, change column and what it holds."""
-
-    lineage: str
-    table: Table
-    change: str
-    #: "datetime", "epoch_ms" or "id"
-    kind: str
-
-    @property
-    def key(self) -> str:
-        return f"{self.lineage}.{self.table.name}"
-
-    @property
-    def change_column(self) -> Column[Any]:
-        return self.table.c[self.change]
-
-    @property
-    def pk(self) -> list[Column[Any]]:
-        return list(self.table.primary_key.columns)
-
-
-def table_specs() -> list[TableSpec]:
-    """Every replicated table, parents before children, application then market."""
-    specs = []
-    for table in lineage_tables(APP_LINEAGE):
-        for name, kind in (("updated_at", "datetime"), ("created_at", "datetime"), ("id", "id")):
-            if name in table.c:
-                specs.append(TableSpec(APP_LINEAGE, table, name, kind))
-                break
-    for table in lineage_tables(MARKET_LINEAGE):
-        specs.append(TableSpec(MARKET_LINEAGE, table, "ingested_at", "epoch_ms"))
-    return specs
-
-
-@dataclass
-class Watermark(AsDict):
-    """The last row copied of one table: its change value and primary key."""
-
-    value: Any = None
-    pk: list[Any] = field(default_factory=list)
-    rows_copied: int = 0
-    replicated_at: str | None = None
-
-
-def _encode(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
-def _decode(spec: TableSpec, value: Any) -> Any:
-    if value is None or spec.kind != "datetime":
-        return value
-    return datetime.fromisoformat(value)
+_READERS: Table = ReplicaReader.__table__  # type: ignore[assignment]
+_CURSORS: Table = ReplicationCursor.__table__  # type: ignore[assignment]
 
 
 @dataclass
 class TableRun(AsDict):
-    """What one run did to one table."""
+    """What one pass did to one table."""
 
     table: str
     rows: int = 0
@@ -134,117 +64,29 @@ class TableRun(AsDict):
 
 @dataclass
 class TableLag(AsDict):
-    """How far the replica trails the source for one table."""
+    """Changes of one table the replica has not applied yet."""
 
     table: str
-    source_rows: int
-    replica_rows: int
-    pending_rows: int
-    lag_seconds: float | None
+    mode: str
+    pending_changes: int
+    oldest_pending_seconds: float | None
     replicated_at: str | None
 
 
-# -- the replica's watermark document ------------------------------------------------
+class Stop:
+    """Asks a running pass or ``follow`` loop to stop between two transactions."""
 
+    def __init__(self) -> None:
+        self._event = threading.Event()
 
-def load_document(connection: Connection) -> dict[str, Any]:
-    """The replica's replication document: ``tables`` (watermarks) and ``last_pass``."""
-    value = connection.execute(
-        select(_CACHE.c.value).where(_CACHE.c.id == WATERMARK_ID)
-    ).scalar_one_or_none()
-    if isinstance(value, str):  # defensive: JSON text from a foreign writer
-        value = json.loads(value)
-    return dict(value) if isinstance(value, dict) else {}
+    def set(self) -> None:
+        self._event.set()
 
+    def is_set(self) -> bool:
+        return self._event.is_set()
 
-def load_watermarks(connection: Connection) -> dict[str, dict[str, Any]]:
-    tables = load_document(connection).get("tables", {})
-    return dict(tables) if isinstance(tables, dict) else {}
-
-
-def last_pass(connection: Connection) -> datetime | None:
-    """When the last complete replication pass ended (None: never)."""
-    stamp = load_document(connection).get("last_pass")
-    return datetime.fromisoformat(stamp) if isinstance(stamp, str) else None
-
-
-def _save_document(connection: Connection, **changes: Any) -> None:
-    document = load_document(connection)
-    tables = document.get("tables")
-    document["tables"] = {
-        **(tables if isinstance(tables, dict) else {}),
-        **changes.pop("tables", {}),
-    }
-    now = datetime.now(UTC)
-    document.update(changes, updated_at=now.isoformat())
-    values = {
-        "id": WATERMARK_ID,
-        "cache_key": WATERMARK_KEY,
-        "value": document,
-        "created_at": now,
-        "updated_at": now,
-        "hit_count": 0,
-    }
-    statement = _insert_for(connection)(_CACHE).values(values)
-    connection.execute(
-        statement.on_conflict_do_update(
-            index_elements=[_CACHE.c.id],
-            set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at},
-        )
-    )
-
-
-def _save_watermark(connection: Connection, key: str, mark: Watermark) -> None:
-    _save_document(connection, tables={key: mark.as_dict()})
-
-
-def _insert_for(connection: Connection) -> Callable[[Table], Any]:
-    return postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-
-
-def _unique_keys(table: Table) -> list[list[Column[Any]]]:
-    """Column sets of the table's unique constraints other than the primary key."""
-    return [
-        list(constraint.columns)
-        for constraint in table.constraints
-        if isinstance(constraint, UniqueConstraint)
-    ]
-
-
-def _drop_superseded(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Delete replica rows that hold a unique key now carried by another primary key.
-
-    The source's unique constraint says only one row may hold the key, so the
-    replica's older row was deleted in the source (e.g. an expired cache entry whose
-    key was inserted again): removing it propagates that delete instead of letting
-    the upsert fail on the unique constraint.
-    """
-    pk = list(table.primary_key.columns)
-    ids = [tuple(row[c.name] for c in pk) for row in rows]
-    for columns in _unique_keys(table):
-        keys = {
-            tuple(row[c.name] for c in columns)
-            for row in rows
-            if all(row[c.name] is not None for c in columns)
-        }
-        if not keys:
-            continue
-        condition = and_(tuple_(*columns).in_(list(keys)), tuple_(*pk).not_in(ids))
-        if table is _CACHE:
-            condition = and_(condition, _CACHE.c.id != WATERMARK_ID)
-        connection.execute(delete(table).where(condition))
-
-
-def _upsert(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    _drop_superseded(connection, table, rows)
-    statement = _insert_for(connection)(table)
-    keys = [column.name for column in table.primary_key.columns]
-    others = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
-    if others:
-        statement = statement.on_conflict_do_update(index_elements=keys, set_=others)
-    else:
-        statement = statement.on_conflict_do_nothing(index_elements=keys)
-    connection.execute(statement, rows)
+    def wait(self, seconds: float) -> bool:
+        return self._event.wait(seconds)
 
 
 # -- stores ---------------------------------------------------------------------------
@@ -261,7 +103,7 @@ def replica_store(stores: Stores) -> Store:
 
 
 def _check_ready(stores: Stores, replica: Store) -> None:
-    for lineage in (APP_LINEAGE, MARKET_LINEAGE):
+    for lineage in LINEAGES:
         source = stores.primary_for(lineage)
         if source.url == replica.url:
             raise ConfigurationError(
@@ -273,13 +115,26 @@ def _check_ready(stores: Stores, replica: Store) -> None:
             if found != migrations.head(lineage):
                 raise SchemaVersionError(
                     f"store {store.name!r} is at schema version {found or 'none'} of lineage "
-                    f"{lineage!r}; replication needs {migrations.head(lineage)} on both sides"
+                    f"{lineage!r}; replication needs {migrations.head(lineage)} on both sides",
+                    hint="Run `cryptotrading db migrate` (the replica first, then the sources).",
                 )
+
+
+def _logical(stores: Stores, lineage: str) -> bool:
+    """True when PostgreSQL's logical replication carries *lineage* (``replicate setup``)."""
+    try:
+        from cryptotrading.ops import logical_replication
+    except ImportError:  # pragma: no cover - the module ships with the package
+        return False
+    is_active: Callable[[Stores, str], bool] | None = getattr(
+        logical_replication, "is_active", None
+    )
+    return bool(is_active and is_active(stores, lineage))
 
 
 @contextmanager
 def _snapshot(engine: Engine) -> Iterator[Connection]:
-    """One read transaction: every table of a lineage is read at the same instant."""
+    """One read transaction: every table and log of a lineage read at one instant."""
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             connection = connection.execution_options(
@@ -291,137 +146,263 @@ def _snapshot(engine: Engine) -> Iterator[Connection]:
             yield connection
 
 
-def _without_fk_checks(connection: Connection) -> None:
-    """The replica takes rows in the source's order; the source already enforced its
-    foreign keys. SQLite: the connection's pragma is switched off for this session;
-    PostgreSQL: replication role (superusers only; otherwise order alone must do)."""
-    if connection.dialect.name == "sqlite":
-        return  # set before BEGIN in _replica_connection
-    superuser = connection.exec_driver_sql("SELECT current_setting('is_superuser')").scalar()
-    if superuser == "on":
-        connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
+# -- one pass ------------------------------------------------------------------------
 
 
-@contextmanager
-def _replica_connection(engine: Engine) -> Iterator[Connection]:
-    with engine.connect() as connection:
-        raw = connection.connection.dbapi_connection
-        sqlite_raw = connection.dialect.name == "sqlite" and raw is not None
-        if sqlite_raw:
-            raw.execute("PRAGMA foreign_keys = OFF")  # type: ignore[union-attr]
-        try:
-            yield connection
-        finally:
-            if sqlite_raw:
-                raw.execute("PRAGMA foreign_keys = ON")  # type: ignore[union-attr]
+class _Pass:
+    """One lineage's pass: a source snapshot, the replica engine, the counters."""
 
+    def __init__(
+        self,
+        lineage: str,
+        source: Connection,
+        source_name: str,
+        replica: Engine,
+        batch_size: int,
+        stop: Stop | None,
+        progress: Callable[[str, int], None] | None,
+    ) -> None:
+        self.lineage = lineage
+        self.source = source
+        self.source_name = source_name
+        self.replica = replica
+        self.batch_size = batch_size
+        self.stop = stop
+        self.progress = progress
+        self.tables = replicated_tables(lineage)
+        self.runs = {t.name: TableRun(f"{lineage}.{t.name}") for t in self.tables}
+        self.cursor = Cursor(source_name)
+        #: True once a transaction moved the cursor (the readers' registry follows).
+        self.moved = False
 
-@contextmanager
-def _writing_replica() -> Iterator[None]:
-    """Driver errors while writing the replica, with a hint that names the target."""
-    try:
-        yield
-    except DBAPIError as exc:
-        error = translate(exc, "replica")
-        error.hint = (
-            "Make the replica writable (file and directory permissions, free disk space, or "
-            "GRANT INSERT, UPDATE on PostgreSQL); the source stores were not changed and the "
-            "next run resumes where this one stopped."
+    def stopped(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+    def commit(self, apply: Callable[[Connection], dict[str, int]]) -> None:
+        """Run *apply* and save the cursor in one replica transaction."""
+        started = time.perf_counter()
+        with replica_apply.replica_transaction(self.replica) as connection:
+            counts = apply(connection)
+            replica_apply.save_cursor(
+                connection, self.lineage, self.source_name, self.cursor.encode()
+            )
+        self.moved = True
+        seconds = time.perf_counter() - started
+        for name, rows in counts.items():
+            run = self.runs[name]
+            run.rows += rows
+            run.batches += 1
+            run.seconds = round(run.seconds + seconds, 3)
+            if self.progress is not None and rows:
+                self.progress(run.table, rows)
+
+    # -- the first pass: everything from one snapshot --
+
+    def initial(self) -> None:
+        for name in changelog.log_names(self.lineage):
+            self.cursor.logs[name] = changelog.start_position(self.source, name)
+        for table in self.tables:
+            if table.name == replica_apply.SERIES.name:
+                self._initial_series()
+            else:
+                self._initial_rows(table)
+            if self.stopped():
+                raise _Stopped
+        self.commit(lambda _connection: {})
+
+    def _initial_rows(self, table: Table) -> None:
+        pk = list(table.primary_key.columns)
+        keys: set[tuple[Any, ...]] = set()
+        result = self.source.execution_options(yield_per=self.batch_size).execute(
+            select(table).order_by(*pk)
         )
-        raise error from exc
+        for partition in result.mappings().partitions(self.batch_size):
+            rows = [dict(row) for row in partition]
+            keys.update(tuple(row[c.name] for c in pk) for row in rows)
+            self._write(table, partial(replica_apply.upsert, table=table, rows=rows), len(rows))
+        with self.replica.connect() as connection:
+            stale = [
+                tuple(row) for row in connection.execute(select(*pk)) if tuple(row) not in keys
+            ]
+        for start in range(0, len(stale), replica_apply.KEY_CHUNK):
+            chunk = stale[start : start + replica_apply.KEY_CHUNK]
+            self._write(table, partial(self._copy_keys, table=table, keys=chunk), len(chunk))
 
+    def _copy_keys(self, replica: Connection, table: Table, keys: list[tuple[Any, ...]]) -> int:
+        return replica_apply.copy_keys(self.source, replica, table, keys)
 
-# -- one run -------------------------------------------------------------------------
-
-
-def _changed_rows(spec: TableSpec, mark: Watermark, overlap: float) -> Any:
-    query = select(spec.table)
-    if spec.table is _CACHE:  # the replica's own row; this key is reserved
-        query = query.where(_CACHE.c.cache_key != WATERMARK_KEY)
-    order = [spec.change_column, *[c for c in spec.pk if c.name != spec.change]]
-    if mark.value is not None:
-        value = _decode(spec, mark.value)
-        if spec.kind == "id" or overlap <= 0:
-            query = query.where(_after(spec, mark, value))
-        elif spec.kind == "epoch_ms":
-            query = query.where(spec.change_column >= value - int(overlap * 1000))
-        else:
-            query = query.where(spec.change_column >= value - timedelta(seconds=overlap))
-    return query.order_by(*order)
-
-
-def _replicate_table(
-    spec: TableSpec,
-    source: Connection,
-    replica_engine: Engine,
-    batch_size: int,
-    overlap: float,
-    progress: Callable[[str, int], None] | None,
-) -> TableRun:
-    started = time.perf_counter()
-    run = TableRun(spec.key)
-    with replica_engine.connect() as connection:
-        marks = load_watermarks(connection)
-    mark = Watermark(**marks.get(spec.key, {}))
-    result = source.execution_options(yield_per=batch_size).execute(
-        _changed_rows(spec, mark, overlap)
-    )
-    pk_names = [c.name for c in spec.pk]
-    for partition in result.mappings().partitions(batch_size):
-        rows = [dict(row) for row in partition]
-        last = rows[-1]
-        mark.value = _encode(last[spec.change])
-        mark.pk = [_encode(last[name]) for name in pk_names]
-        mark.rows_copied += len(rows)
-        mark.replicated_at = datetime.now(UTC).isoformat()
-        with (
-            _writing_replica(),
-            _replica_connection(replica_engine) as connection,
-            connection.begin(),
-        ):
-            _without_fk_checks(connection)
-            _upsert(connection, spec.table, rows)
-            _save_watermark(connection, spec.key, mark)
-        run.rows += len(rows)
+    def _write(self, table: Table, apply: Callable[[Connection], Any], rows: int) -> None:
+        """A replica transaction of the initial copy (the cursor is saved at the end)."""
+        started = time.perf_counter()
+        with replica_apply.replica_transaction(self.replica) as connection:
+            apply(connection)
+        run = self.runs[table.name]
+        run.rows += rows
         run.batches += 1
-        if progress is not None:
-            progress(spec.key, len(rows))
-    run.seconds = round(time.perf_counter() - started, 3)
-    return run
+        run.seconds = round(run.seconds + time.perf_counter() - started, 3)
+        if self.progress is not None and rows:
+            self.progress(run.table, rows)
+
+    def _initial_series(self) -> None:
+        series_table = replica_apply.SERIES
+        c = series_table.c
+        bounds = select(c.symbol, c.frequency, c.exchange).group_by(
+            c.symbol, c.frequency, c.exchange
+        )
+        found = {tuple(r) for r in self.source.execute(bounds)}
+        with self.replica.connect() as connection:
+            found |= {tuple(r) for r in connection.execute(bounds)}
+        for series in sorted(found):
+            self._copy_range(series, -(2**62), 2**62, commit_cursor=False)
+
+    def _copy_range(
+        self, series: tuple[str, str, str], first: int, last: int, *, commit_cursor: bool
+    ) -> None:
+        """The replica's candles of *series* in ``[first, last]`` become the source's,
+        one replica transaction per batch of candles."""
+        start = first
+        while True:
+            rows = replica_apply.series_rows(self.source, series, start, last, self.batch_size)
+            end = last if len(rows) < self.batch_size else int(rows[-1]["timestamp"])
+
+            def apply(
+                connection: Connection, s: int = start, e: int = end, batch: list[Any] = rows
+            ) -> dict[str, int]:
+                replica_apply.replace_range(connection, series, s, e, batch)
+                return {replica_apply.SERIES.name: len(batch)}
+
+            if commit_cursor and end == last:
+                self.commit(apply)
+            else:
+                self._write(replica_apply.SERIES, apply, len(rows))
+            if end == last:
+                return
+            start = end + 1
+
+    # -- later passes: the logs --
+
+    def incremental(self) -> None:
+        for name in changelog.log_names(self.lineage):
+            position = self.cursor.logs.setdefault(
+                name, changelog.start_position(self.source, name)
+            )
+            if not changelog.open_window(self.source, position):
+                continue
+            while not self.stopped():
+                entries = changelog.page(self.source, name, position, self.batch_size)
+                if name == SERIES_LOG:
+                    self._apply_ranges(position, entries)
+                else:
+                    self._apply_rows(position, entries)
+                if not entries:
+                    break
+
+    def _apply_rows(self, position: Position, entries: list[Any]) -> None:
+        keys: dict[str, list[tuple[Any, ...]]] = {}
+        for entry in entries:
+            table_keys = keys.setdefault(entry["table_name"], [])
+            table_keys.append(replica_apply.decode_key(entry["row_key"]))
+        if not changelog.advance(position, entries):
+            return
+
+        def apply(connection: Connection) -> dict[str, int]:
+            counts = {}
+            for table in self.tables:  # parents first
+                if table.name in keys:
+                    unique = list(dict.fromkeys(keys[table.name]))
+                    counts[table.name] = replica_apply.copy_keys(
+                        self.source, connection, table, unique
+                    )
+            return counts
+
+        self.commit(apply)
+
+    def _apply_ranges(self, position: Position, entries: list[Any]) -> None:
+        ranges = replica_apply.merge_ranges(entries)
+        if not changelog.advance(position, entries):
+            return
+        spans = [(series, span) for series, spans in sorted(ranges.items()) for span in spans]
+        if not spans:
+            self.commit(lambda _connection: {})
+            return
+        for index, (series, (first, last)) in enumerate(spans):
+            self._copy_range(series, first, last, commit_cursor=index == len(spans) - 1)
+
+
+class _Stopped(Exception):
+    """A stop was asked for during an initial copy (its cursor was not saved)."""
+
+
+def _replicate_lineage(
+    stores: Stores,
+    lineage: str,
+    replica: Store,
+    batch_size: int,
+    stop: Stop | None,
+    progress: Callable[[str, int], None] | None,
+) -> list[TableRun]:
+    source = stores.primary_for(lineage)
+    replica_engine = stores.engine(replica)
+    with translate_errors(f"replication {source.name} -> {replica.name}"):
+        with replica_engine.connect() as connection:
+            row = replica_apply.load_cursor_row(connection, lineage)
+        with _snapshot(stores.engine(source)) as snapshot:
+            run = _Pass(
+                lineage, snapshot, source.identity, replica_engine, batch_size, stop, progress
+            )
+            if row is None or row[0] != source.identity:
+                try:
+                    run.initial()
+                except _Stopped:
+                    return list(run.runs.values())
+            else:
+                run.cursor = Cursor.decode(source.identity, row[1])
+                run.incremental()
+        if run.moved:
+            _register(stores, replica, lineage, run.cursor)
+    return list(run.runs.values())
+
+
+def _register(stores: Stores, replica: Store, lineage: str, cursor: Cursor) -> None:
+    """Record the replica's position in the application store (trimming reads it)."""
+    app = stores.primary_for(APP_LINEAGE)
+    statement = replica_apply.insert_for_dialect(stores.engine(app).dialect.name)(_READERS).values(
+        replica=replica.identity,
+        lineage=lineage,
+        position=cursor.encode(),
+        updated_at=epoch_ms(),
+    )
+    with stores.engine(app).begin() as connection:
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[_READERS.c.replica, _READERS.c.lineage],
+                set_={k: statement.excluded[k] for k in ("position", "updated_at")},
+            )
+        )
 
 
 def replicate_once(
     stores: Stores,
     *,
     batch_size: int = DEFAULT_BATCH,
-    overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
     progress: Callable[[str, int], None] | None = None,
+    stop: Stop | None = None,
 ) -> list[TableRun]:
-    """Copy every row changed since the last run into the replica; one pass."""
+    """Apply every change logged since the last pass to the replica; one pass."""
     if batch_size < 1:
         raise ConfigurationError(
             "batch size must be at least 1", hint="Pass --batch-size 1 or more."
         )
     replica = replica_store(stores)
     _check_ready(stores, replica)
-    replica_engine = stores.engine(replica)
-    runs = []
-    specs = table_specs()
-    for lineage in (APP_LINEAGE, MARKET_LINEAGE):
-        source = stores.primary_for(lineage)
-        with (
-            translate_errors(f"replication {source.name} -> {replica.name}"),
-            _snapshot(stores.engine(source)) as connection,
-        ):
-            for spec in specs:
-                if spec.lineage == lineage:
-                    runs.append(
-                        _replicate_table(
-                            spec, connection, replica_engine, batch_size, overlap_seconds, progress
-                        )
-                    )
-    with _writing_replica(), replica_engine.begin() as connection:
-        _save_document(connection, last_pass=datetime.now(UTC).isoformat())
+    replica_apply.stop_capture(stores.engine(replica), LINEAGES)
+    runs: list[TableRun] = []
+    for lineage in LINEAGES:
+        if stop is not None and stop.is_set():
+            break
+        if _logical(stores, lineage):
+            continue
+        runs += _replicate_lineage(stores, lineage, replica, batch_size, stop, progress)
     return runs
 
 
@@ -430,88 +411,83 @@ def follow(
     *,
     interval: float = 5.0,
     batch_size: int = DEFAULT_BATCH,
-    overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
     cycles: int | None = None,
     on_cycle: Callable[[list[TableRun]], None] | None = None,
+    stop: Stop | None = None,
 ) -> int:
-    """Replicate every *interval* seconds (*cycles* times, or until interrupted)."""
+    """Replicate every *interval* seconds (*cycles* times, or until *stop* is set);
+    between passes the loop sleeps (no CPU), and a stop ends it between two replica
+    transactions."""
+    stop = stop or Stop()
     done = 0
-    while cycles is None or done < cycles:
+    while (cycles is None or done < cycles) and not stop.is_set():
         started = time.monotonic()
-        runs = replicate_once(stores, batch_size=batch_size, overlap_seconds=overlap_seconds)
+        runs = replicate_once(stores, batch_size=batch_size, stop=stop)
         done += 1
         if on_cycle is not None:
             on_cycle(runs)
         if cycles is None or done < cycles:
-            time.sleep(max(0.0, interval - (time.monotonic() - started)))
+            stop.wait(max(0.0, interval - (time.monotonic() - started)))
     return done
 
 
 # -- status ----------------------------------------------------------------------------
 
 
-def _lag_seconds(spec: TableSpec, newest: Any, mark_value: Any) -> float | None:
-    if newest is None:
-        return 0.0
-    if spec.kind == "id":
-        return None
-    if mark_value is None:
-        mark_value = 0 if spec.kind == "epoch_ms" else datetime(1970, 1, 1, tzinfo=UTC)
-    if spec.kind == "epoch_ms":
-        return max(0.0, (int(newest) - int(mark_value)) / 1000)
-    return max(0.0, float((newest - mark_value).total_seconds()))
+def last_pass(connection: Connection) -> datetime | None:
+    """When the replica last committed a pass (None: never); *connection* is the replica's."""
+    stamp = connection.execute(
+        select(_CURSORS.c.updated_at).order_by(_CURSORS.c.updated_at.desc())
+    ).scalar()
+    return None if stamp is None else datetime.fromtimestamp(int(stamp) / 1000, UTC)
 
 
 def status(stores: Stores) -> list[TableLag]:
-    """Per table: rows in source and replica, rows not yet copied, lag in seconds."""
+    """Per replicated table: changes not yet applied and the age of the oldest one."""
     replica = replica_store(stores)
     replica_engine = stores.engine(replica)
-    with translate_errors(f"replica {replica.name}"), replica_engine.connect() as connection:
-        marks = load_watermarks(connection)
-    lags = []
-    for spec in table_specs():
-        source = stores.primary_for(spec.lineage)
-        mark = Watermark(**marks.get(spec.key, {}))
-        value = _decode(spec, mark.value)
-        with translate_errors(source.name), stores.engine(source).connect() as connection:
-            connection = connection.execution_options(**{READ_ONLY: True})
-            total, newest = connection.execute(
-                select(func.count(), func.max(spec.change_column)).select_from(spec.table)
-            ).one()
-            pending = total
-            if value is not None:
-                pending = connection.execute(
-                    select(func.count()).select_from(spec.table).where(_after(spec, mark, value))
-                ).scalar_one()
-        with translate_errors(replica.name), replica_engine.connect() as connection:
-            query = select(func.count()).select_from(spec.table)
-            if spec.table is _CACHE:
-                query = query.where(_CACHE.c.id != WATERMARK_ID)
-            replica_rows = connection.execute(query).scalar_one()
-        lags.append(
-            TableLag(
-                spec.key,
-                int(total),
-                int(replica_rows),
-                int(pending),
-                _lag_seconds(spec, newest, value) if pending else 0.0,
-                mark.replicated_at,
-            )
-        )
+    now = epoch_ms()
+    lags: list[TableLag] = []
+    for lineage in LINEAGES:
+        source = stores.primary_for(lineage)
+        names = [f"{lineage}.{t.name}" for t in replicated_tables(lineage)]
+        if _logical(stores, lineage):
+            lags += [TableLag(name, "logical", 0, None, None) for name in names]
+            continue
+        with translate_errors(f"replica {replica.name}"), replica_engine.connect() as connection:
+            row = replica_apply.load_cursor_row(connection, lineage)
+        stamp = None
+        found: dict[str, tuple[int, Any]] = {}
+        with translate_errors(source.name), _snapshot(stores.engine(source)) as connection:
+            if row is None or row[0] != source.identity:  # all rows wait for a first copy
+                for table in replicated_tables(lineage):
+                    count = connection.execute(select(func.count()).select_from(table)).scalar()
+                    found[table.name] = (int(count or 0), None)
+            else:
+                cursor = Cursor.decode(source.identity, row[1])
+                for name in changelog.log_names(lineage):
+                    position = cursor.logs.get(name, Position())
+                    for table_name, count, oldest in changelog.pending(connection, name, position):
+                        found[table_name] = (count, oldest)
+        if row is not None:
+            with replica_engine.connect() as connection:
+                when = last_pass(connection)
+                stamp = None if when is None else when.isoformat()
+        for name in names:
+            count, oldest = found.get(name.split(".", 1)[1], (0, None))
+            age = None if oldest is None else max(0.0, (now - int(oldest)) / 1000)
+            lags.append(TableLag(name, "change-log", count, age, stamp))
     return lags
 
 
-def _after(spec: TableSpec, mark: Watermark, value: Any) -> Any:
-    """Rows strictly after the watermark row in (change, primary key) order."""
-    others = [c for c in spec.pk if c.name != spec.change]
-    if not others or len(mark.pk) != len(spec.pk):
-        return spec.change_column > value
-    pk_values = [
-        _decode(spec, v) if c.name == spec.change else v
-        for c, v in zip(spec.pk, mark.pk, strict=True)
-        if c.name != spec.change
-    ]
-    return or_(
-        spec.change_column > value,
-        and_(spec.change_column == value, tuple_(*others) > tuple_(*pk_values)),
-    )
+# -- trimming ---------------------------------------------------------------------------
+
+
+def reader_positions(stores: Stores, lineage: str) -> list[Cursor]:
+    """Positions of every registered replica in *lineage*'s logs."""
+    app = stores.primary_for(APP_LINEAGE)
+    with stores.engine(app).connect() as connection:
+        rows = connection.execute(
+            select(_READERS.c.replica, _READERS.c.position).where(_READERS.c.lineage == lineage)
+        ).all()
+    return [Cursor.decode(str(name), str(position)) for name, position in rows]
