@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     backup_key_file: Path | None = Field(
         default=None, description="Key signing backup manifests (default <data_dir>/backup.key)."
     )
+    pgbackrest_dir: Path = Field(
+        default=Path("/var/lib/pgbackrest/cryptotrading"),
+        description="pgBackRest config, repository and scratch space of PostgreSQL "
+        "point-in-time recovery; the PostgreSQL server's OS user must be able to reach it.",
+    )
     sqlite_busy_timeout_ms: int = Field(
         default=30_000, ge=0, description="How long a SQLite writer waits for a lock."
     )
