@@ -169,9 +169,20 @@ def install(connection: Connection, lineage: str) -> int:
 
 
 def _sqlite_value(ref: str) -> str:
-    """A column value as exact JSON: reals as ["r", "%!.17g"], blobs as ["b", hex]."""
+    """A column value as exact JSON. A real becomes ``["r", text, m, k]`` with
+    ``value == m * 2**k`` exactly (SQLite 3.40's printf misprints some extreme doubles
+    at 17 digits, so the text is for people and ``m, k`` for the replay); infinities
+    ``["r", "inf"]``; a blob ``["b", hex]``; anything else its JSON value."""
+    scale = f"max(floor(log2(abs({ref}))) - 60, -1074)"
+    real = (
+        f"CASE WHEN {ref} = 0 THEN json_array('r', printf('%!.17g', {ref}))"
+        f" WHEN abs({ref}) > 1.7976931348623157e308"
+        f" THEN json_array('r', CASE WHEN {ref} > 0 THEN 'inf' ELSE '-inf' END)"
+        f" ELSE json_array('r', printf('%!.17g', {ref}),"
+        f" CAST({ref} / power(2, {scale}) AS INTEGER), CAST({scale} AS INTEGER)) END"
+    )
     return (
-        f"json(CASE typeof({ref}) WHEN 'real' THEN json_array('r', printf('%!.17g', {ref}))"
+        f"json(CASE typeof({ref}) WHEN 'real' THEN {real}"
         f" WHEN 'blob' THEN json_array('b', hex({ref})) ELSE json_quote({ref}) END)"
     )
 

@@ -632,6 +632,29 @@ def restore_backup(
     return Restored(manifest.id, store.name, kept, result, forced=force)
 
 
+def stage_sqlite(
+    stores: Stores,
+    directory: Path,
+    manifest: Manifest,
+    staged: Path,
+    *,
+    allow_unsigned: bool = False,
+) -> Verification:
+    """Authenticate and verify SQLite backup *manifest* into the file *staged* (as a
+    restore does before its swap); raises the restore's error when it fails."""
+    result = Verification(manifest.id)
+    error, _altered = _authenticate(
+        stores.settings, manifest, result, allow_unsigned=allow_unsigned
+    )
+    if error is not None:
+        raise error
+    store = stores.get(manifest.store)
+    archive = _verify_file(directory, manifest, result)
+    if archive is None or not _verify_sqlite(manifest, store.lineages, archive, staged, result):
+        raise _refuse(manifest, result)
+    return result
+
+
 def _restore_sqlite(
     live: Path,
     lineages: tuple[str, ...],

@@ -94,7 +94,7 @@ def snapshot(connection: Connection) -> str | None:
     return str(connection.exec_driver_sql("SELECT pg_current_snapshot()::text").scalar_one())
 
 
-def _xmin(text_snapshot: str) -> int:
+def xmin(text_snapshot: str) -> int:
     return int(text_snapshot.split(":", 1)[0])
 
 
@@ -131,7 +131,7 @@ def _unapplied(table: Table, position: Position) -> Any:
     if position.prev is None:
         return table.c.seq > position.seq
     conditions = [
-        table.c.txid >= _xmin(position.prev),
+        table.c.txid >= xmin(position.prev),
         _visible(table, "prev_snap", position.prev, negate=True),
     ]
     if position.cur is not None:
@@ -147,7 +147,7 @@ def page(connection: Connection, name: str, position: Position, limit: int) -> l
     query = select(table).where(table.c.seq > position.seq).order_by(table.c.seq).limit(limit)
     if position.prev is not None and position.cur is not None:
         query = query.where(
-            table.c.txid >= _xmin(position.prev),
+            table.c.txid >= xmin(position.prev),
             _visible(table, "cur_snap", position.cur),
             _visible(table, "prev_snap", position.prev, negate=True),
         )
@@ -187,5 +187,5 @@ def trim(connection: Connection, name: str, position: Position) -> int:
     if position.prev is None:
         condition = table.c.seq <= position.seq
     else:
-        condition = table.c.txid < _xmin(position.prev)
+        condition = table.c.txid < xmin(position.prev)
     return int(connection.execute(table.delete().where(condition)).rowcount or 0)

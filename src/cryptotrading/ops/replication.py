@@ -132,6 +132,19 @@ def _logical(stores: Stores, lineage: str) -> bool:
     return bool(is_active and is_active(stores, lineage))
 
 
+def source_identity(store: Store, connection: Connection) -> str:
+    """Names the source database itself, not just its address: a restore (which swaps
+    in another file or database) gives it a new identity, and a replica whose cursor
+    names another identity copies everything again instead of trusting old positions.
+    SQLite: absolute path + inode; PostgreSQL: URL (password hidden) + database oid."""
+    if store.path is not None:
+        return f"{store.identity}#{store.path.stat().st_ino}"
+    oid = connection.exec_driver_sql(
+        "SELECT oid FROM pg_database WHERE datname = current_database()"
+    ).scalar()
+    return f"{store.identity}#{oid}"
+
+
 @contextmanager
 def _snapshot(engine: Engine) -> Iterator[Connection]:
     """One read transaction: every table and log of a lineage read at one instant."""
@@ -347,16 +360,15 @@ def _replicate_lineage(
         with replica_engine.connect() as connection:
             row = replica_apply.load_cursor_row(connection, lineage)
         with _snapshot(stores.engine(source)) as snapshot:
-            run = _Pass(
-                lineage, snapshot, source.identity, replica_engine, batch_size, stop, progress
-            )
-            if row is None or row[0] != source.identity:
+            identity = source_identity(source, snapshot)
+            run = _Pass(lineage, snapshot, identity, replica_engine, batch_size, stop, progress)
+            if row is None or row[0] != identity:
                 try:
                     run.initial()
                 except _Stopped:
                     return list(run.runs.values())
             else:
-                run.cursor = Cursor.decode(source.identity, row[1])
+                run.cursor = Cursor.decode(identity, row[1])
                 run.incremental()
         if run.moved:
             _register(stores, replica, lineage, run.cursor)
@@ -459,12 +471,13 @@ def status(stores: Stores) -> list[TableLag]:
         stamp = None
         found: dict[str, tuple[int, Any]] = {}
         with translate_errors(source.name), _snapshot(stores.engine(source)) as connection:
-            if row is None or row[0] != source.identity:  # all rows wait for a first copy
+            identity = source_identity(source, connection)
+            if row is None or row[0] != identity:  # all rows wait for a first copy
                 for table in replicated_tables(lineage):
                     count = connection.execute(select(func.count()).select_from(table)).scalar()
                     found[table.name] = (int(count or 0), None)
             else:
-                cursor = Cursor.decode(source.identity, row[1])
+                cursor = Cursor.decode(identity, row[1])
                 for name in changelog.log_names(lineage):
                     position = cursor.logs.get(name, Position())
                     for table_name, count, oldest in changelog.pending(connection, name, position):
