@@ -1,6 +1,11 @@
 """``cryptotrading health``: sizes, row counts, growth, slow queries, disk, host and
 data-quality alerts -- and, with ``record``, snapshots kept for growth rates.
 
+With a replica, the report also runs the cheap replica check
+(:func:`cryptotrading.ops.replica_verify.quick_check`: row counts and the digests of the
+newest keys and of one random chunk per table) and reads the replication lag
+(:func:`replication_lag`); drift and lag over the threshold become alerts.
+
 A report is read-only. :func:`record` writes, in ONE transaction on the app store:
 ``system_metrics`` rows (store and table sizes and row counts, the buffered slow
 queries), ``system_health`` rows (each store and the host) and a
@@ -21,6 +26,7 @@ from cryptotrading.common.views import AsDict
 from cryptotrading.db import timing
 from cryptotrading.db.engine import READ_ONLY
 from cryptotrading.db.session import translate_errors
+from cryptotrading.errors import CryptotradingError
 from cryptotrading.market.archive import partition_files
 from cryptotrading.models import (
     DataQualityMetric,
@@ -28,7 +34,7 @@ from cryptotrading.models import (
     SystemHealth,
     SystemMetric,
 )
-from cryptotrading.ops import replication
+from cryptotrading.ops import replica_verify, replication
 from cryptotrading.ops.health_readings import (
     HostHealth,
     StoreHealth,
@@ -55,6 +61,10 @@ class Thresholds:
     max_slow_queries: int | None = 50
     #: Alert when the last replication pass ended longer ago than this.
     max_replication_age_seconds: float | None = 3600.0
+    #: Alert when a change has waited longer than this to reach the replica.
+    max_replication_lag_seconds: float | None = 300.0
+    #: Rows per table the cheap replica check compares (None: no replica check).
+    replica_check_rows: int | None = replica_verify.DEFAULT_QUICK_ROWS
     min_quality_score: float | None = 0.8
     growth_window_days: float = 7.0
     slow_query_window_hours: float = 24.0
@@ -80,6 +90,7 @@ class HealthReport:
     alerts: list[Alert]
     replication: dict[str, Any] | None = None
     archive: dict[str, Any] | None = None
+    replica_check: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -95,6 +106,7 @@ class HealthReport:
             "slow_queries": self.slow_queries,
             "data_quality": self.quality,
             "replication": self.replication,
+            "replica_check": self.replica_check,
             "archive": self.archive,
             "alerts": [a.as_dict() for a in self.alerts],
         }
@@ -201,6 +213,82 @@ def _replication(stores: Stores, report: list[StoreHealth], now: datetime) -> di
     }
 
 
+def replication_lag(stores: Stores) -> dict[str, tuple[int, float | None]]:
+    """HOOK for the replication status (issue 12): per replicated table, the changes
+    the replica has not applied yet and the age in seconds of the oldest of them, from
+    :func:`cryptotrading.ops.replication.status`. A table with pending changes is
+    lagging, not drifted; lag over ``max_replication_lag_seconds`` alerts.
+    """
+    return {
+        lag.table: (lag.pending_changes, lag.oldest_pending_seconds)
+        for lag in replication.status(stores)
+    }
+
+
+def _replica_check(
+    stores: Stores, state: dict[str, Any] | None, rows: int | None
+) -> dict[str, Any] | None:
+    """The cheap replica check, when there is a replica that was replicated at least once.
+
+    A table that differs but has changes waiting is lagging, not drifted; a table that
+    differs without any is checked once more (its changes may have been applied between
+    the check and the status) before it counts as drifted.
+    """
+    if rows is None or state is None or state["last_pass"] is None:
+        return None
+    result: dict[str, Any] = {"replica": state["replica"], "error": None}
+    try:
+        quick = replica_verify.quick_check(stores, rows=rows)
+        lags = replication_lag(stores)
+        suspects = [t.table for t in quick.differing if not lags.get(t.table, (0, None))[0]]
+        drifted = (
+            replica_verify.quick_check(stores, suspects, rows=rows).differing if suspects else []
+        )
+    except CryptotradingError as exc:
+        result["error"] = f"{exc.message} ({exc.hint})"
+        return result
+    result.update(
+        tables=len(quick.tables),
+        sampled_rows=sum(t.sampled_rows for t in quick.tables),
+        drifted=[t.as_dict() for t in drifted],
+        pending={name: count for name, (count, _age) in lags.items() if count},
+        lag_seconds={name: age for name, (count, age) in lags.items() if count and age is not None},
+        seconds=quick.seconds,
+    )
+    return result
+
+
+def _replica_alerts(check: dict[str, Any], limits: Thresholds) -> list[Alert]:
+    component = f"store:{check['replica']}"
+    if check["error"] is not None:
+        message = f"cannot compare the replica with its sources: {check['error']}"
+        return [Alert("warning", component, "replica_check", message)]
+    alerts = []
+    if check["drifted"]:
+        names = ", ".join(
+            f"{t['table']} ({t['source_rows']} vs {t['replica_rows']} rows, "
+            f"{len(t['ranges'])} differing ranges)"
+            for t in check["drifted"]
+        )
+        alerts.append(
+            Alert("warning", component, "replica_drift",
+                  f"the replica differs from its source without pending changes: {names}; "
+                  "run `cryptotrading replicate verify`, repair with `replicate resync TABLE`",
+                  {"tables": check["drifted"]})
+        )  # fmt: skip
+    limit = limits.max_replication_lag_seconds
+    late = {t: age for t, age in check["lag_seconds"].items() if limit is not None and age > limit}
+    if late:
+        worst = max(late.values())
+        alerts.append(
+            Alert("warning", component, "replication_lag",
+                  f"changes of {len(late)} tables have waited up to {worst:.0f} s for the "
+                  f"replica (threshold {limit:g} s): {', '.join(sorted(late))}",
+                  {"lag_seconds": late, "pending": check["pending"]})
+        )  # fmt: skip
+    return alerts
+
+
 # -- alerts ---------------------------------------------------------------------------
 
 
@@ -291,6 +379,8 @@ def _alerts(report: HealthReport, limits: Thresholds) -> list[Alert]:
                       f"the last replication pass ended {age:.0f} s ago "
                       f"(threshold {limits.max_replication_age_seconds:g} s)")
             )  # fmt: skip
+    if report.replica_check is not None:
+        alerts += _replica_alerts(report.replica_check, limits)
     for item in report.quality:
         problems = []
         score = item["overall_score"]
@@ -353,6 +443,7 @@ def check(stores: Stores, limits: Thresholds | None = None) -> HealthReport:
         now, host_health(stores.settings.data_dir), store_reports, slow, quality, []
     )
     report.replication = _replication(stores, store_reports, now)
+    report.replica_check = _replica_check(stores, report.replication, limits.replica_check_rows)
     report.archive = _archive(stores.settings.data_dir / "archive")
     report.alerts = _alerts(report, limits)
     for store in store_reports:
