@@ -9,7 +9,7 @@ import typer
 
 from cryptotrading.cli._common import command_group, open_stores
 from cryptotrading.cli._output import JsonOption, console, emit, print_table
-from cryptotrading.ops import backup
+from cryptotrading.ops import backup, pitr
 
 backup_app = command_group("Verified, compressed backups with rotation.")
 
@@ -133,13 +133,34 @@ def restore(
         help="Restore even while other processes use the store (PostgreSQL: they are "
         "disconnected); what they write afterwards is lost.",
     ),
+    to: str | None = typer.Option(
+        None,
+        "--to",
+        metavar="TIME",
+        help="Point-in-time recovery: bring the store back to this moment (ISO-8601, UTC "
+        "when no offset, e.g. 2026-12-01T10:15:00Z); ID may then name the store.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Verify a backup, then swap it in atomically; the old database is kept aside.
 
-    Refused while another process uses the store: stop the writers first.
+    With --to, bring the store back to that moment (PostgreSQL: pgBackRest and the WAL
+    archive, see `backup setup`). Refused while another process uses the store: stop
+    the writers first.
     """
     stores = open_stores(ctx)
+    if to is not None:
+        result = pitr.restore(stores, backup_id, to, _directory(ctx, directory), force=force)
+        emit(
+            as_json,
+            result.as_dict(),
+            lambda: console.print(
+                f"restored store {result.store} to {result.target} from base backup "
+                f"{result.base_backup} in {result.seconds:.1f} s; the previous database is "
+                f"kept as {result.kept_aside}"
+            ),
+        )
+        return
     restored = backup.restore_backup(
         stores,
         backup_id,
