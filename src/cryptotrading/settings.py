@@ -78,6 +78,48 @@ class Settings(BaseSettings):
         default=True,
         description="Large SQLite candle reads step the statement in compiled code.",
     )
+    # -- retention and reclaim (``ops run`` jobs retention, reclaim; 0 = keep forever) --
+    retention_metrics_days: float = Field(
+        default=30.0, ge=0, description="Days system_metrics rows are kept (0: forever)."
+    )
+    retention_health_days: float = Field(
+        default=30.0, ge=0, description="Days system_health rows are kept (0: forever)."
+    )
+    retention_events_days: float = Field(
+        default=90.0, ge=0, description="Days monitoring_events rows are kept (0: forever)."
+    )
+    retention_error_logs_days: float = Field(
+        default=90.0, ge=0, description="Days error_logs rows are kept (0: forever)."
+    )
+    retention_messages_days: float = Field(
+        default=7.0, ge=0, description="Days processed a2a_messages are kept (0: forever)."
+    )
+    retention_quality_days: float = Field(
+        default=180.0, ge=0, description="Days data_quality_metrics rows are kept (0: forever)."
+    )
+    retention_deleted_days: float = Field(
+        default=0.0,
+        ge=0,
+        description="Days soft-deleted rows are kept before `ops run` purges them "
+        "(0: forever; `db purge-deleted --older-than` purges on demand).",
+    )
+    retention_batch_rows: int = Field(
+        default=5_000, ge=1, description="Rows one retention transaction deletes at most."
+    )
+    reclaim_free_ratio: float = Field(
+        default=0.25,
+        ge=0,
+        le=1,
+        description="Free share of a SQLite file (free pages / pages) that triggers VACUUM.",
+    )
+    reclaim_min_bytes: int = Field(
+        default=1024**2, ge=0, description="Free bytes below which a file is never rebuilt."
+    )
+    sqlite_auto_vacuum: Literal["incremental", "none"] = Field(
+        default="incremental",
+        description="auto_vacuum mode a SQLite file gets at its next VACUUM "
+        "(incremental: later reclaims free pages without a rebuild).",
+    )
 
     @classmethod
     def settings_customise_sources(

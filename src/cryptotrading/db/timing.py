@@ -7,6 +7,8 @@ hook, where the statement's own transaction may hold the write lock -- and
 :func:`flush_slow_queries` stores them in ``system_metrics`` (``metric_name =
 'slow_query'``). ``cryptotrading health --record`` flushes, and so does the process
 at exit. :meth:`cryptotrading.stores.Stores.engine` installs it (:func:`watch_engine`).
+Calls that bypass the cursor events -- the market store's raw ``sqlite3`` / psycopg
+reads and writes -- are timed by a :class:`StatementTimer` into the same buffer.
 
 It sits beside the engines (foundation), below ``models``: the rows go into
 ``system_metrics`` through a Core table naming only the columns written here
@@ -20,6 +22,8 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -115,6 +119,37 @@ def install_slow_query_hook(
                     app_url,
                 )
             )
+
+
+@dataclass(frozen=True)
+class StatementTimer:
+    """Times statements that bypass SQLAlchemy's cursor events -- the market store's
+    raw ``sqlite3`` / psycopg calls -- with the same threshold and buffer as
+    :func:`install_slow_query_hook`."""
+
+    store: str
+    threshold_ms: float
+    app_url: str = field(default="", repr=False)
+
+    @contextmanager
+    def timed(self, statement: str) -> Iterator[None]:
+        """Time the block; when it took at least the threshold (finished or not),
+        buffer it as a slow query described by *statement*."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = (time.perf_counter() - started) * 1000
+            if elapsed >= self.threshold_ms:
+                record_slow_query(
+                    SlowQuery(
+                        self.store,
+                        " ".join(statement.split())[:MAX_STATEMENT],
+                        elapsed,
+                        utcnow(),
+                        self.app_url,
+                    )
+                )
 
 
 def record_slow_query(query: SlowQuery) -> None:

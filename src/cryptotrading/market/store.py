@@ -2,6 +2,8 @@
 
 Writes and reads go through the raw driver (``sqlite3`` / psycopg binary COPY) in one
 transaction per call; SQLAlchemy only supplies the configured, pooled connections.
+Those calls bypass SQLAlchemy's statement events, so each one is timed here
+(:class:`TimedCandles`) and a slow one is recorded like any other store's slow query.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -21,6 +23,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from cryptotrading.db.session import translate
+from cryptotrading.db.timing import StatementTimer
 from cryptotrading.errors import NotFoundError, ValidationError
 from cryptotrading.market.archived import (
     archived_latest,
@@ -130,7 +133,10 @@ class MarketStore:
         self.archive_dir = archive_dir or stores.settings.data_dir / "archive"
         self.engine: Engine = stores.engine(stores.market)
         self.backend = self.engine.dialect.name
-        self._backend = _candle_backend(self.engine, native=stores.settings.native_reads)
+        self._backend: CandleBackend = TimedCandles(
+            _candle_backend(self.engine, native=stores.settings.native_reads),
+            StatementTimer(stores.market.name, stores.settings.slow_query_ms, stores.app.url),
+        )
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
@@ -408,6 +414,77 @@ class MarketStore:
         """Open time of the newest stored candle of one series, or None."""
         found = self.latest(symbol, timeframe=timeframe, exchange=exchange)
         return found[symbol].timestamp if symbol in found else None
+
+
+class TimedCandles:
+    """A :class:`CandleBackend` whose every call is timed by *timer*: slow ones are
+    buffered as slow queries of the market store (``health`` lists them, ``health
+    --record`` stores them in ``system_metrics``), described by the operation and
+    the series it touched."""
+
+    def __init__(self, inner: CandleBackend, timer: StatementTimer) -> None:
+        self.inner = inner
+        self.timer = timer
+
+    def connection(self, *, write: bool) -> AbstractContextManager[Any]:
+        return self.inner.connection(write=write)
+
+    def write(
+        self,
+        symbol: str,
+        frequency: str,
+        exchange: str,
+        candles: Candles,
+        ingested_at: int,
+        batch: BatchMark | None,
+    ) -> int:
+        label = f"write time_series {_series(symbol, frequency, exchange)} rows={len(candles)}"
+        with self.timer.timed(label):
+            return self.inner.write(symbol, frequency, exchange, candles, ingested_at, batch)
+
+    def read(
+        self,
+        conn: Any,
+        symbol: str,
+        frequency: str,
+        exchange: str | None,
+        start: int | None,
+        end: int | None,
+    ) -> Candles:
+        span = f"timestamp>={start} timestamp<{end}"
+        with self.timer.timed(f"read time_series {_series(symbol, frequency, exchange)} {span}"):
+            return self.inner.read(conn, symbol, frequency, exchange, start, end)
+
+    def latest(
+        self, conn: Any, symbols: Sequence[str], frequency: str | None, exchange: str | None
+    ) -> list[tuple[Any, ...]]:
+        label = f"latest time_series symbols={len(symbols)} frequency={frequency}"
+        with self.timer.timed(label):
+            return self.inner.latest(conn, symbols, frequency, exchange)
+
+    def frequencies(self, conn: Any, symbol: str) -> list[str]:
+        with self.timer.timed(f"frequencies time_series symbol={symbol}"):
+            return self.inner.frequencies(conn, symbol)
+
+    def exchanges(self, conn: Any, symbol: str, frequency: str) -> list[str]:
+        with self.timer.timed(f"exchanges time_series symbol={symbol} frequency={frequency}"):
+            return self.inner.exchanges(conn, symbol, frequency)
+
+    def series(self, conn: Any) -> list[tuple[Any, ...]]:
+        with self.timer.timed("series time_series (every series: rows, first, last)"):
+            return self.inner.series(conn)
+
+    def partitions(self, conn: Any) -> list[str]:
+        with self.timer.timed("partitions time_series"):
+            return self.inner.partitions(conn)
+
+    def batch_totals(self, conn: Any, job_id: str) -> tuple[int, int]:
+        with self.timer.timed(f"batch_totals ingestion_batches job_id={job_id}"):
+            return self.inner.batch_totals(conn, job_id)
+
+
+def _series(symbol: str, frequency: str, exchange: str | None) -> str:
+    return f"symbol={symbol} frequency={frequency} exchange={exchange}"
 
 
 def _candle_backend(engine: Engine, *, native: bool) -> CandleBackend:

@@ -1,4 +1,5 @@
-"""Health readings of one store (sizes, rows, partitions) and of the host."""
+"""Health readings of one store (sizes, rows, partitions, reclaimable space) and of
+the host."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from cryptotrading.db.session import translate_errors
 from cryptotrading.errors import CryptotradingError
 from cryptotrading.models import lineage_tables
 from cryptotrading.ops.maintenance import store_size
+from cryptotrading.ops.reclaim import read_space
 from cryptotrading.stores import Store, Stores
 
 
@@ -51,6 +53,10 @@ class StoreHealth:
     tables: list[TableHealth] = field(default_factory=list)
     partitions: list[PartitionHealth] = field(default_factory=list)
     error: str | None = None
+    #: Free space a reclaim would give back: SQLite free pages, PostgreSQL dead rows.
+    reclaimable_bytes: int | None = None
+    #: SQLite: free pages / pages; PostgreSQL: dead rows / rows of the store's tables.
+    free_ratio: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -131,6 +137,7 @@ def store_health(stores: Stores, store: Store) -> StoreHealth:
             else:
                 sizes = _table_bytes_postgresql(connection, names)
                 partitions = _partitions(connection) if "time_series" in names else []
+            free = read_space(connection, store)
         size = store_size(engine, store)
     except (CryptotradingError, OSError) as exc:  # an unreachable store is a finding
         message = getattr(exc, "message", None) or str(exc).splitlines()[0]
@@ -146,6 +153,8 @@ def store_health(stores: Stores, store: Store) -> StoreHealth:
         None,
         tables,
         partitions,
+        reclaimable_bytes=free.reclaimable_bytes,
+        free_ratio=free.free_ratio,
     )
 
 

@@ -1,9 +1,15 @@
-"""``db vacuum`` and ``db analyze``: SQLite's commands or PostgreSQL's equivalents."""
+"""``db vacuum`` and ``db analyze``: SQLite's commands or PostgreSQL's equivalents.
+
+``db vacuum`` on SQLite also sets the file's ``auto_vacuum`` mode to the setting
+``sqlite_auto_vacuum`` (default incremental; the mode changes only when a file is
+rebuilt), so later reclaims need no rebuild (see :mod:`cryptotrading.ops.reclaim`).
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -42,26 +48,34 @@ def store_size(engine: Engine, store: Store) -> int | None:
     return int(size) if size is not None else None
 
 
+def set_auto_vacuum(raw: Any, mode: str) -> None:
+    """Set the ``auto_vacuum`` mode the next ``VACUUM`` of *raw*'s file gives it."""
+    if mode not in ("none", "incremental"):
+        raise ValueError(f"unknown auto_vacuum mode {mode!r}")
+    raw.execute(f"PRAGMA auto_vacuum = {mode.upper()}")
+
+
 def _run(stores: Stores, store: Store, operation: str) -> MaintenanceResult:
     engine = stores.engine(store)
     before = store_size(engine, store)
     started = time.perf_counter()
     with translate_errors(store.name):
         if engine.dialect.name == "sqlite":
-            _sqlite(engine, operation)
+            _sqlite(engine, operation, stores.settings.sqlite_auto_vacuum)
         else:
             _postgresql(engine, store, operation)
     seconds = time.perf_counter() - started
     return MaintenanceResult(store.name, operation, seconds, before, store_size(engine, store))
 
 
-def _sqlite(engine: Engine, operation: str) -> None:
+def _sqlite(engine: Engine, operation: str, auto_vacuum: str) -> None:
     with engine.connect() as connection:
         raw = connection.connection.dbapi_connection
         assert raw is not None
         # The connection is in autocommit mode (isolation_level None): VACUUM cannot
         # run inside a transaction.
         if operation == "vacuum":
+            set_auto_vacuum(raw, auto_vacuum)
             raw.execute("VACUUM")
             raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         else:

@@ -7,8 +7,15 @@ replicate      5 min      incremental copy into the replica (continuous replicat
 health         1 hour     ``health --record``: snapshot for growth rates, alerts
 cache-expiry   1 hour     delete expired rows of the three cache tables
 backup-daily   1 day      daily backup of the application store, then prune
-backup-weekly  7 days     weekly backup of every store and the candle archive, prune
-archive        1 day      ``market archive --older-than 90d`` into <data dir>/archive
+backup-weekly  7 days     weekly full backup of every store and the candle archive, prune
+archive        1 day      ``market archive --older-than 90d`` into <data dir>/archive,
+                          then reclaim the market store's space
+quality        1 day      ``market quality``: data_quality_metrics of every series (the
+                          next ``health`` turns poor scores into alerts)
+retention      1 day      delete monitoring rows, processed messages and quality
+                          measurements past their retention settings
+reclaim        1 day      give free pages back (SQLite) / vacuum dead rows (PostgreSQL)
+analyze        1 day      refresh the query planner's statistics (ANALYZE)
 =============  =========  ===========================================================
 
 Each run of a job is recorded in the app store's ``system_metrics``
@@ -30,17 +37,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from cryptotrading.common.views import AsDict
 from cryptotrading.db.session import translate_errors
 from cryptotrading.errors import CryptotradingError, ValidationError
-from cryptotrading.models import CacheEntry, FeatureCache, HistoricalDataCache, SystemMetric
-from cryptotrading.ops import backup, health, monitoring, replication
+from cryptotrading.models import SystemMetric
+from cryptotrading.ops import backup, health, maintenance, monitoring, reclaim, replication
+from cryptotrading.ops.retention import JOB_OK_METRIC, apply_retention, expire_caches
 from cryptotrading.stores import Stores, ensure_data_dir
 
-OK_METRIC = "ops_job_ok"
+OK_METRIC = JOB_OK_METRIC  # retention keeps the newest one of each job
 FAILED_METRIC = "ops_job_failed"
 ARCHIVE_AFTER = timedelta(days=90)
 
@@ -105,19 +113,6 @@ def _health(stores: Stores, _options: RunOptions) -> dict[str, Any]:
     return detail
 
 
-def expire_caches(stores: Stores, now: datetime | None = None) -> dict[str, int]:
-    """Delete expired rows of ``cache_entries``, ``feature_cache`` and
-    ``historical_data_cache`` in one transaction; returns rows deleted per table."""
-    now = now or datetime.now(UTC)
-    deleted = {}
-    with translate_errors(stores.app.name), stores.engine(stores.app).begin() as connection:
-        for model in (CacheEntry, FeatureCache, HistoricalDataCache):
-            expires = model.expires_at
-            result = connection.execute(delete(model).where(expires.is_not(None), expires < now))
-            deleted[model.__tablename__] = int(result.rowcount or 0)
-    return deleted
-
-
 def _cache_expiry(stores: Stores, _options: RunOptions) -> dict[str, Any]:
     return expire_caches(stores)
 
@@ -149,7 +144,49 @@ def _archive(stores: Stores, _options: RunOptions) -> dict[str, Any]:
     report = archive_time_series(
         stores.engine(stores.market), stores.settings.data_dir / "archive", ARCHIVE_AFTER
     )
-    return report.as_dict()
+    detail = report.as_dict()
+    if report.rows:
+        reclaimed = reclaim.reclaim_store(stores, stores.market, tables=["time_series"])
+        detail["reclaim"] = reclaimed.as_dict()
+    return detail
+
+
+def _quality(stores: Stores, _options: RunOptions) -> dict[str, Any]:
+    """``market quality`` over every stored series (rows in ``data_quality_metrics``;
+    the next ``health`` raises an alert for each poor one)."""
+    from cryptotrading.market.quality import quality_pass  # numpy/pandas: only when run
+    from cryptotrading.market.store import MarketStore
+
+    reports = quality_pass(MarketStore(stores))
+    limit = health.Thresholds().min_quality_score
+    poor = [
+        f"{r.source} {r.symbol} {r.timeframe}"
+        for r in reports
+        if r.gaps_count or r.outliers_count or (limit is not None and r.overall_score < limit)
+    ]
+    return {"series": len(reports), "poor": len(poor), "poor_series": poor[:20]}
+
+
+def _retention(stores: Stores, _options: RunOptions) -> dict[str, Any]:
+    report = apply_retention(stores, expiry=False)
+    detail: dict[str, Any] = {
+        "rows": report.rows,
+        "deleted": report.deleted,
+        "vacuumed": report.vacuumed,
+    }
+    return detail
+
+
+def _reclaim(stores: Stores, _options: RunOptions) -> dict[str, Any]:
+    results = reclaim.reclaim(stores)
+    return {
+        "bytes_reclaimed": sum(r.bytes_reclaimed for r in results),
+        "stores": {r.store: r.action for r in results},
+    }
+
+
+def _analyze(stores: Stores, _options: RunOptions) -> dict[str, Any]:
+    return {r.store: round(r.seconds, 3) for r in maintenance.analyze(stores)}
 
 
 class JobFailed(Exception):
@@ -172,6 +209,10 @@ JOBS: tuple[Job, ...] = (
         _backup_weekly,
     ),
     Job("archive", timedelta(days=1), "archive candles older than 90 days", _archive),
+    Job("quality", timedelta(days=1), "data-quality pass over every series", _quality),
+    Job("retention", timedelta(days=1), "delete rows past their retention", _retention),
+    Job("reclaim", timedelta(days=1), "reclaim free space of every store", _reclaim),
+    Job("analyze", timedelta(days=1), "refresh query-planner statistics", _analyze),
 )
 
 
