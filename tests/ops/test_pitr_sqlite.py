@@ -118,9 +118,11 @@ def test_recovery_to_five_random_points_gives_back_every_table(
         moment = _moment()
         expected = _snapshot(stores)
         make_user(stores.engine("app"), "later")
-        pitr_sqlite.restore_to(stores, "app", None, moment)
+        result = pitr_sqlite.restore_to(stores, "app", None, moment)
     with Stores(sqlite_settings) as stores:
-        assert _snapshot(stores) == expected
+        got = _snapshot(stores)
+    for name in APP_TABLES:
+        assert got[name] == expected[name], (seed, name, result)
 
 
 def test_cli_restore_to_a_time_and_tamper_detection(sqlite_settings: Settings) -> None:

@@ -30,6 +30,8 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from cryptotrading import migrations
+from cryptotrading.common.clock import epoch_ms
 from cryptotrading.db.engine import normalize_url
 from cryptotrading.errors import (
     ConfigurationError,
@@ -38,7 +40,7 @@ from cryptotrading.errors import (
     StoreError,
     ValidationError,
 )
-from cryptotrading.models import lineage_tables
+from cryptotrading.models import APP_LINEAGE, lineage_tables
 from cryptotrading.ops import (
     backup_archive,
     backup_files,
@@ -47,6 +49,7 @@ from cryptotrading.ops import (
     backup_postgres,
     backup_signing,
     backup_sqlite,
+    changelog_archive,
 )
 from cryptotrading.ops.backup_files import remove_leftovers
 from cryptotrading.ops.backup_manifest import KINDS, MANIFEST_FORMAT, Manifest
@@ -313,7 +316,20 @@ def create_backups(
     names = [only] if only else [store.name for store in stores if not store.is_replica]
     if not only and backup_archive.has_partitions(backup_archive.archive_dir(stores)):
         names.append(backup_archive.ARCHIVE_STORE)
-    return [create_backup(stores, name, kind, directory) for name in names]
+    made = [create_backup(stores, name, kind, directory) for name in names]
+    archive_change_log(stores, directory or default_directory(stores))
+    return made
+
+
+def archive_change_log(stores: Stores, directory: Path) -> None:
+    """Archive the application store's change log beside its backups (point-in-time
+    recovery of a SQLite store replays it), then trim what every reader has."""
+    app = stores.primary_for(APP_LINEAGE)
+    if app.path is not None and migrations.current(stores.engine(app), APP_LINEAGE) == (
+        migrations.head(APP_LINEAGE)
+    ):
+        changelog_archive.archive_log(stores, directory, app.name)
+        changelog_archive.trim_logs(stores, directory)
 
 
 def list_backups(directory: Path, store: str | None = None) -> list[Manifest]:
@@ -738,4 +754,16 @@ def prune_backups(
             (directory / manifest.file).unlink(missing_ok=True)
     if not dry_run:
         remove_leftovers(directory)
+        _prune_change_log(directory)
     return removed
+
+
+def _prune_change_log(directory: Path) -> None:
+    """Change-log segments older than each store's oldest kept backup go with it."""
+    oldest: dict[str, datetime] = {}
+    for manifest in list_backups(directory):
+        created = datetime.fromisoformat(manifest.created_at)
+        if manifest.store not in oldest or created < oldest[manifest.store]:
+            oldest[manifest.store] = created
+    for store, created in oldest.items():
+        changelog_archive.prune_segments(directory, store, epoch_ms(created))

@@ -41,6 +41,7 @@ from cryptotrading.ops.replication import reader_positions
 from cryptotrading.stores import Stores
 
 SEGMENT_ROWS = 50_000
+PRUNE_MARGIN_MS = 3_600_000
 _SEGMENT = re.compile(r"(\d{12})-(\d{12})\.json")
 _FIELDS = ("seq", "table_name", "op", "row_key", "row_image", "changed_at")
 
@@ -305,3 +306,27 @@ def entry_at(
                 if int(entry["seq"]) == seq:
                     return True, entry
     return True, None
+
+
+def prune_segments(directory: Path, store: str, oldest_backup_ms: int) -> int:
+    """Delete the segments of *store* holding only changes made an hour or more before
+    its oldest kept full backup began (that backup contains them; the hour covers a
+    transaction that logged before the backup began and committed after its copy);
+    returns segments removed."""
+    folder = segment_dir(directory, store)
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for path in sorted(folder.iterdir()):
+        if not _SEGMENT.fullmatch(path.name):
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            last_changed, file = int(data["last_changed_at"]), str(data["file"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not ours to judge: verification reports it
+        if last_changed < oldest_backup_ms - PRUNE_MARGIN_MS and "/" not in file:
+            path.unlink()  # manifest first: a half-pruned segment is never read
+            (folder / file).unlink(missing_ok=True)
+            removed += 1
+    return removed
