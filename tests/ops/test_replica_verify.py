@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,19 +18,22 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, insert, select, text
+from sqlalchemy import Engine, create_engine, insert, select, text
+from sqlalchemy.engine import make_url
 
+from cryptotrading import migrations
 from cryptotrading.errors import NotFoundError, ValidationError
 from cryptotrading.models import lineage_tables, metadata
 from cryptotrading.models.agents import A2AMessage
 from cryptotrading.models.memory import SemanticMemory
 from cryptotrading.models.trading import PortfolioPosition
-from cryptotrading.ops import health, replica_verify
+from cryptotrading.ops import health, logical_replication, replica_verify
 from cryptotrading.ops.lifecycle import initialize
 from cryptotrading.ops.replicated import LINEAGES, replicated_tables
 from cryptotrading.settings import Settings
 from cryptotrading.stores import Stores
 from tests.helpers import (
+    SettingsFactory,
     assert_refused,
     invoke,
     invoke_json,
@@ -406,6 +410,69 @@ def test_mixed_backends_verify_clean_after_replicate(mixed: Stores) -> None:
     drifted = replica_verify.verify(mixed, ["portfolio_positions"])
     assert [r.changed for r in drifted.tables[0].ranges] == [1]
     assert replica_verify.resync(mixed, "portfolio_positions").ok
+
+
+# -- PostgreSQL's own (logical) replication ------------------------------------------------
+
+#: The second cluster of ``.ci/setup.d/replica-cluster.sh`` (see test_logical_replication).
+LOGICAL_URL = os.environ.get(
+    "CRYPTOTRADING_TEST_PG_REPLICA_URL", "postgresql+psycopg://postgres@127.0.0.1:5433/postgres"
+)
+
+
+def _autocommit(url: str, *statements: str) -> None:
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            for statement in statements:
+                connection.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def logical_pair(make_settings: SettingsFactory) -> Iterator[Stores]:
+    """Layout three on the main test server, its replica a new database on the second
+    cluster; the subscriptions, slots and publications are removed at teardown."""
+    admin = make_url(LOGICAL_URL)
+    name = f"ctverify_{uuid.uuid4().hex[:10]}"
+    try:
+        _autocommit(LOGICAL_URL, f'CREATE DATABASE "{name}" TEMPLATE template0')
+    except Exception as exc:  # any driver error: no second cluster here
+        pytest.skip(f"replica PostgreSQL cluster unreachable at {admin!r}: {exc}")
+    url = admin.set(database=name).render_as_string(hide_password=False)
+    settings = make_settings("three").model_copy(update={"replica_url": url})
+    try:
+        with Stores(settings) as stores:
+            for lineage in LINEAGES:
+                migrations.upgrade(stores.engine("replica"), lineage)
+            yield stores
+    finally:
+        with Stores(settings) as stores:
+            logical_replication.setup(stores, drop=True)
+        _autocommit(LOGICAL_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_logical_replica_is_verified_and_repaired(
+    logical_pair: Stores, market_data_dir: Path
+) -> None:
+    stores = logical_pair
+    fill(stores, market_data_dir)
+    invoke(stores.settings, "replicate", "setup", code=0)
+    assert logical_replication.wait_caught_up(stores)
+    assert invoke_json(stores.settings, "replicate", "verify", "--json")["ok"] is True
+
+    edit_replica(stores.engine("replica"))  # a subscriber accepts writes of its own
+    report = invoke_json(stores.settings, "replicate", "verify", "--json", code=1)
+    assert {t["table"] for t in report["tables"] if not t["ok"]} == REPAIRED
+    assert invoke_json(stores.settings, "replicate", "resync", "--all", "--json")["ok"] is True
+    # The subscription keeps applying the source's changes after the repair.
+    make_agent(stores.engine("app"), "acc-c")
+    assert logical_replication.wait_caught_up(stores)
+    assert replica_verify.verify(stores).ok
+    assert_equal_rows(stores, "a2a_agents", "a2a_messages", "time_series")
 
 
 # -- health -----------------------------------------------------------------------------

@@ -28,7 +28,11 @@ ChunkOption = typer.Option(
 
 @contextmanager
 def _progress(what: str) -> Iterator[Callable[[str, int, int], None]]:
-    """A progress bar over tables on stderr (stdout stays clean for --json)."""
+    """A progress bar over tables on stderr (stdout stays clean for --json); none when
+    stderr is not a terminal."""
+    if not err_console.is_terminal:
+        yield lambda _table, _done, _total: None
+        return
     bar = Progress(
         TextColumn(what),
         BarColumn(),
@@ -51,20 +55,19 @@ def key_text(key: dict[str, Any]) -> str:
     return " ".join(f"{name}={value}" for name, value in key.items())
 
 
+def _result(check: replica_verify.TableCheck) -> str:
+    if check.ok:
+        return "ok"
+    counts = [(check.missing, "missing"), (check.extra, "extra"), (check.changed, "changed")]
+    return "DIFFERS: " + ", ".join(f"{n} {what}" for n, what in counts if n)
+
+
 def _render_verify(report: replica_verify.VerifyReport) -> None:
     print_table(
         "replica verify",
-        ["table", "source rows", "replica rows", "result", "missing", "extra", "changed"],
+        ["table", "source", "replica", "result"],
         [
-            (
-                check.table,
-                check.source_rows,
-                check.replica_rows,
-                "ok" if check.ok else "DIFFERS",
-                check.missing or "",
-                check.extra or "",
-                check.changed or "",
-            )
+            (check.table, check.source_rows, check.replica_rows, _result(check))
             for check in report.tables
             if check.source_rows or check.replica_rows or not check.ok
         ],
@@ -119,7 +122,7 @@ def _render_resync(report: replica_verify.ResyncReport) -> None:
     if report.tables:
         print_table(
             "replica resync",
-            ["table", "ranges", "rows fixed", "deleted", "written", "result", "seconds"],
+            ["table", "ranges", "fixed", "deleted", "written", "result", "s"],
             [
                 (
                     t.table,
@@ -127,7 +130,7 @@ def _render_resync(report: replica_verify.ResyncReport) -> None:
                     t.rows_fixed,
                     t.rows_deleted,
                     t.rows_written,
-                    "ok" if t.ok else f"{t.still_differing} rows still differ",
+                    "ok" if t.ok else f"{t.still_differing} still differ",
                     f"{t.seconds:.2f}",
                 )
                 for t in report.tables
@@ -136,10 +139,10 @@ def _render_resync(report: replica_verify.ResyncReport) -> None:
         )
     fixed = sum(t.rows_fixed for t in report.tables)
     if report.ok:
-        console.print(f"{fixed} rows repaired; the replica equals its sources again")
+        console.print(f"rows repaired: {fixed}; the replica equals its sources again")
     else:
         console.print(
-            f"{fixed} rows repaired, but some still differ (the source changed meanwhile?); "
+            f"rows repaired: {fixed}, but some still differ (the source changed meanwhile?); "
             "run `cryptotrading replicate verify`"
         )
 
