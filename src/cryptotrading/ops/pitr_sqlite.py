@@ -131,7 +131,7 @@ def _candidates(
     return found
 
 
-def _value(value: Any) -> Any:
+def decode_value(value: Any) -> Any:
     """A row-image value back to what SQLite stored (see capture._sqlite_value)."""
     if isinstance(value, list) and value and value[0] == "r":
         return math.ldexp(int(value[2]), int(value[3])) if len(value) == 4 else float(value[1])
@@ -177,7 +177,7 @@ class _Replayer:
             self.conn.execute(
                 f"INSERT INTO {quoted} ({names}) VALUES ({marks})"
                 f" ON CONFLICT ({conflict}) {action}",
-                [_value(image[c]) for c in columns],
+                [decode_value(image[c]) for c in columns],
             )
         self.conn.execute(
             f"INSERT INTO {_LOG} (seq, table_name, op, row_key, row_image, changed_at)"
