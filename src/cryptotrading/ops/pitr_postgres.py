@@ -39,6 +39,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -812,6 +813,7 @@ class _Postmaster:
             "-c", "archive_mode=off",
             "-c", "logging_collector=off",
             "-c", "hot_standby=off",  # no connections (nor parameter checks) before promotion
+            "-c", "fsync=off",  # a throw-away copy: no data-directory sync, no flushes
         ]  # fmt: skip
         with log.open("ab") as handle:
             self.process = subprocess.Popen(
@@ -837,11 +839,19 @@ class _Postmaster:
                 lines = self.log_text().strip().splitlines()
                 fatal = [line for line in lines if "FATAL" in line or "PANIC" in line]
                 detail = (fatal or lines or [f"exit code {code}"])[-1]
+                gap = "before configured recovery target was reached" in detail
                 raise StoreError(
                     f"point-in-time recovery failed: {detail}",
-                    hint="The live database is untouched. A target before the base backup's "
-                    "end or past the archived WAL cannot be reached; `cryptotrading backup "
-                    "setup` checks WAL archiving.",
+                    hint="The live database is untouched. "
+                    + (
+                        "The WAL archive misses segments between the base backup and the "
+                        "target (archiving was off or failing for a while): only times "
+                        "after a full backup taken since then can be reached "
+                        "(`cryptotrading backup setup` checks archiving)."
+                        if gap
+                        else "See the server log lines above; `cryptotrading backup setup` "
+                        "checks WAL archiving."
+                    ),
                 )
             try:
                 with psycopg.connect(self.conninfo("postgres"), connect_timeout=2) as conn:
@@ -1012,6 +1022,9 @@ def restore_to(
         finally:
             postmaster.stop()
         replayed, recovered = _recovery_facts(postmaster.log_text(), base)
+        # the scratch cluster is done with: remove it while the database loads
+        remover = threading.Thread(target=shutil.rmtree, args=(data, True), daemon=True)
+        remover.start()
         tables = [t.name for lineage in store.lineages for t in lineage_tables(lineage)]
         with backup_postgres.scratch_restore(store.url, dump, tables, keep=True) as (
             restored,
@@ -1019,11 +1032,12 @@ def restore_to(
         ):
             _verify(store, source, contents)
         phase("load")
+        stamp = datetime.now(UTC).strftime("%Y%m%dt%H%M%S")
+        aside = f"{live_name[:37]}_pre_pitr_{stamp}"
+        kept = backup_postgres.swap_databases(store.url, restored, aside, force=force, since=since)
+        phase("swap")
+        remover.join()
     phase("cleanup")
-    stamp = datetime.now(UTC).strftime("%Y%m%dt%H%M%S")
-    aside = f"{live_name[:37]}_pre_pitr_{stamp}"
-    kept = backup_postgres.swap_databases(store.url, restored, aside, force=force, since=since)
-    phase("swap")
     return PitrResult(
         store=store.name,
         backend="postgresql",
