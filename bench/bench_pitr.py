@@ -95,6 +95,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="ct-pitr-bench-"))
+    data_root = Path(tempfile.mkdtemp(prefix="ct-pitr-bench-data-"))
     admin = create_engine(PITR_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     names = {store: f"bench_pitr_{store}_{uuid.uuid4().hex[:6]}" for store in ("app", "market")}
     try:
@@ -106,7 +107,7 @@ def main() -> None:
             for store, name in names.items()
         }
         settings = Settings(
-            data_dir=Path(tempfile.mkdtemp(prefix="ct-pitr-bench-data-")) / "data",
+            data_dir=data_root / "data",
             layout="two",
             pgbackrest_dir=root,  # mkdtemp: private to root until setup hands it to postgres
             **urls,
@@ -137,6 +138,7 @@ def main() -> None:
             connection.execute(text("SELECT pg_reload_conf()"))
         admin.dispose()
         shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(data_root, ignore_errors=True)
 
 
 if __name__ == "__main__":
