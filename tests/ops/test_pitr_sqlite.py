@@ -107,7 +107,7 @@ def test_recovery_to_five_random_points_gives_back_every_table(
     for moment, expected in reversed(points):
         with Stores(sqlite_settings) as stores:
             result = pitr_sqlite.restore_to(stores, "app", None, moment)
-        assert result.replayed >= 0 and result.kept_aside, (seed, result)
+        assert result.changes_replayed is not None and result.kept_aside, (seed, result)
         with Stores(sqlite_settings) as stores:
             got = _snapshot(stores)
         for name in APP_TABLES:
@@ -148,9 +148,18 @@ def test_cli_restore_to_a_time_and_tamper_detection(sqlite_settings: Settings) -
         assert "SHA-256" in caught.value.message and caught.value.hint
     with Stores(sqlite_settings) as stores:
         assert _snapshot(stores) == before  # nothing was restored
+    refused = invoke(sqlite_settings, "backup", "restore", "app", "--to", moment.isoformat())
+    assert refused.exit_code != 0 and "Traceback" not in refused.stderr
+    assert "SHA-256" in refused.stderr and "hint:" in refused.stderr
     data.write_bytes(original)
+    result = invoke(
+        sqlite_settings, "backup", "restore", "app", "--to", moment.isoformat(), "--json"
+    )
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["backend"], report["changes_replayed"]) == ("sqlite", 1)
+    assert report["row_counts"]["users"] == 2
     with Stores(sqlite_settings) as stores:
-        pitr_sqlite.restore_to(stores, "app", None, moment)
         names = [r[1] for r in table_rows(stores.engine("app"), "users")]
     assert names == ["alice", "bob"]
 

@@ -13,15 +13,13 @@ before the time), or ``STORE:LABEL`` with a pgBackRest backup label.
 
 from __future__ import annotations
 
-import importlib
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import cast
 
 from cryptotrading.common.clock import parse_time
 from cryptotrading.errors import ConfigurationError, ValidationError
-from cryptotrading.ops import backup, pitr_postgres
+from cryptotrading.ops import backup, pitr_postgres, pitr_sqlite
 from cryptotrading.ops.pitr_result import PitrResult
 from cryptotrading.stores import Stores
 
@@ -80,16 +78,7 @@ def restore_to(
     store = stores.get(store_name)
     if store.backend == "postgresql":
         return pitr_postgres.restore_to(stores, store_name, backup_id, target, force=force)
-    try:
-        sqlite = importlib.import_module("cryptotrading.ops.pitr_sqlite")
-    except ModuleNotFoundError as exc:
-        if exc.name != "cryptotrading.ops.pitr_sqlite":
-            raise
-        raise PitrUnavailableError(
-            f"point-in-time recovery of SQLite store {store_name!r} is not available in this "
-            "release; nothing was restored"
-        ) from None
-    return cast(PitrResult, sqlite.restore_to(stores, store_name, backup_id, target))
+    return pitr_sqlite.restore_to(stores, store_name, backup_id, target, force=force)
 
 
 def restore(

@@ -33,3 +33,5 @@ class PitrResult(AsDict):
     recovered_to: str | None = None
     forced: bool = False
     phases: dict[str, float] = field(default_factory=dict)
+    #: What the restore could not vouch for (e.g. the live change log was unreadable).
+    warnings: list[str] = field(default_factory=list)

@@ -25,35 +25,20 @@ import json
 import math
 import sqlite3
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cryptotrading.common.clock import epoch_ms, utcnow
-from cryptotrading.common.views import AsDict
 from cryptotrading.errors import CryptotradingError, NotFoundError, ValidationError
 from cryptotrading.migrations.capture import LOG_TABLES
 from cryptotrading.models import APP_LINEAGE, MARKET_LINEAGE
 from cryptotrading.ops import backup, backup_files, backup_signing, backup_sqlite, changelog_archive
 from cryptotrading.ops.backup_manifest import Manifest
+from cryptotrading.ops.pitr_result import PitrResult
 from cryptotrading.stores import Store, Stores
 
 _LOG = LOG_TABLES[APP_LINEAGE]
-
-
-@dataclass
-class PointInTime(AsDict):
-    """What a point-in-time restore of a SQLite store did."""
-
-    store: str
-    target: str
-    base_backup: str
-    replayed: int
-    reached: str | None
-    kept_aside: str
-    seconds: float
-    warnings: list[str] = field(default_factory=list)
 
 
 def _target_ms(target: datetime) -> int:
@@ -254,9 +239,10 @@ def restore_to(
     *,
     allow_unsigned: bool = False,
     force: bool = False,
-) -> PointInTime:
+) -> PitrResult:
     """Bring SQLite store *store_name* back to *target* (see the module docstring)."""
     started = time.perf_counter()
+    phases: dict[str, float] = {}
     target_ms = _target_ms(target)
     store = stores.get(store_name)
     live = _check_store(store)
@@ -266,6 +252,7 @@ def restore_to(
         changelog_archive.archive_log(stores, directory, store.name)
     except CryptotradingError as exc:
         warnings.append(f"the live change log could not be archived: {exc.message}")
+    phases["archive_log"] = _lap(started, phases)
     backup_signing.ensure_key(stores.settings)
     key = backup_signing.load_key(stores.settings)
     stores.close()
@@ -295,7 +282,10 @@ def restore_to(
                     "history a later point-in-time restore abandoned",
                     hint="Choose an older backup, or leave the backup out to pick one.",
                 )
+            phases["base_backup"] = _lap(started, phases)
             replayed, reached, last = _replay(staged, directory, store.name, after, target_ms, key)
+            phases["replay"] = _lap(started, phases)
+            counts = _row_counts(staged)
             if warnings and (reached is None or reached < target_ms):
                 warnings.append(
                     "changes after the last archived one and before the target may be missing"
@@ -303,6 +293,7 @@ def restore_to(
             aside = live.with_name(f"{live.name}.pre-restore-{stamp}")
             existed = live.exists()
             backup_sqlite.swap_in(staged, live, aside, since=since, force=force)
+            phases["swap"] = _lap(started, phases)
         finally:
             staged.unlink(missing_ok=True)
         abandoned = changelog_archive.cut_timeline(directory, store.name, last, stamp, key)
@@ -311,15 +302,41 @@ def restore_to(
                 f"{abandoned} archived change(s) after the recovery point were set aside "
                 f"(changelog/{store.name}/abandoned-{stamp}); the log goes on from there"
             )
-    return PointInTime(
+    return PitrResult(
         store=store.name,
-        target=datetime.fromtimestamp(target_ms / 1000, UTC).isoformat(),
+        backend="sqlite",
+        target=_iso(target_ms),
         base_backup=base.id,
-        replayed=replayed,
-        reached=None
-        if reached is None
-        else datetime.fromtimestamp(reached / 1000, UTC).isoformat(),
+        base_backup_time=base.created_at,
         kept_aside=str(aside) if existed else "",
         seconds=round(time.perf_counter() - started, 3),
+        row_counts=counts,
+        changes_replayed=replayed,
+        recovered_to=None if reached is None else _iso(reached),
+        forced=force,
+        phases=phases,
         warnings=warnings,
     )
+
+
+def _lap(started: float, phases: dict[str, float]) -> float:
+    """Seconds since the previous phase ended."""
+    return round(time.perf_counter() - started - sum(phases.values()), 3)
+
+
+def _row_counts(path: Path) -> dict[str, int]:
+    with sqlite3.connect(path) as conn:
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'"
+                " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+            )
+        ]
+        counts = {n: int(conn.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0]) for n in names}
+    conn.close()
+    return counts
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
