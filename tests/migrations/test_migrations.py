@@ -74,8 +74,9 @@ def _seed_core_rows(stores: Stores) -> None:
 
 def _assert_core_rows(stores: Stores) -> None:
     with unit_of_work(stores.engine(stores.app)) as session:
-        user = session.scalars(select(User)).one()
-        assert (user.username, user.email) == ("alice", "a@example.com")
+        # columns of 1.0.0 only: the model has columns of later versions (deleted_by)
+        user = session.execute(select(User.username, User.email)).one()
+        assert tuple(user) == ("alice", "a@example.com")
         order = session.scalars(select(TradingOrder.amount)).one()
         assert order == Decimal("0.123456789012345678")
     with unit_of_work(stores.engine(stores.market)) as session:

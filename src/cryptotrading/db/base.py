@@ -6,10 +6,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from sqlalchemy import MetaData, func
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import MetaData, String, event, func, inspect
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from cryptotrading.common.clock import utcnow
+from cryptotrading.db.actor import MAX_ACTOR, current_actor
 from cryptotrading.db.types import BigInt, ExactDecimal, JSONDocument, UTCDateTime
 
 #: One naming convention for every constraint and index, so migrations are
@@ -60,13 +61,35 @@ class TimestampMixin(CreatedAtMixin):
 
 
 class SoftDeleteMixin:
-    """Audit-relevant rows are never deleted, only marked."""
+    """Audit-relevant rows are never deleted, only marked: when (``deleted_at``) and by
+    whom (``deleted_by``, schema 2.3.0; :func:`cryptotrading.db.actor.current_actor`).
+    ``cryptotrading db restore-deleted`` unmarks a row, ``db purge-deleted`` removes
+    rows marked long enough ago."""
 
     deleted_at: Mapped[datetime | None] = mapped_column(default=None, sort_order=102)
+    deleted_by: Mapped[str | None] = mapped_column(
+        String(MAX_ACTOR), default=None, sort_order=103, info={"since": "2.3.0"}
+    )
 
     @property
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
 
-    def soft_delete(self) -> None:
+    def soft_delete(self, by: str | None = None) -> None:
         self.deleted_at = utcnow()
+        self.deleted_by = (by or current_actor())[:MAX_ACTOR]
+
+
+@event.listens_for(Session, "before_flush")
+def _record_deleter(session: Session, _context: Any, _instances: Any) -> None:
+    """Keep ``deleted_by`` in step when code sets ``deleted_at`` directly: the acting
+    user when a row is marked, nobody when it is unmarked (revived)."""
+    for row in (*session.new, *session.dirty):
+        if not isinstance(row, SoftDeleteMixin):
+            continue
+        state = inspect(row).attrs
+        if row.deleted_at is None:
+            if row.deleted_by is not None:
+                row.deleted_by = None
+        elif state.deleted_at.history.added and not state.deleted_by.history.added:
+            row.deleted_by = current_actor()

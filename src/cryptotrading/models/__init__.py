@@ -154,7 +154,7 @@ metadata: MetaData = Base.metadata
 LINEAGES: tuple[str, ...] = (APP_LINEAGE, MARKET_LINEAGE)
 
 #: The spec's schema versions, oldest first.
-SCHEMA_VERSIONS: tuple[str, ...] = ("1.0.0", "1.5.0", "2.0.0", "2.1.0", "2.2.0")
+SCHEMA_VERSIONS: tuple[str, ...] = ("1.0.0", "1.5.0", "2.0.0", "2.1.0", "2.2.0", "2.3.0")
 
 
 def _module_tables(module: object) -> tuple[str, ...]:
