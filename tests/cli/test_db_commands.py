@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from cryptotrading.models import EXTENSIONS, SCHEMA_VERSIONS
+from cryptotrading.models import EXTENSIONS, SCHEMA_VERSIONS, lineage_tables
 from cryptotrading.settings import Settings
 from cryptotrading.stores import Stores
 from tests.helpers import SettingsFactory, invoke, invoke_json
@@ -41,8 +41,13 @@ def test_init_then_current_history_info(fresh: Settings) -> None:
 
     info = invoke_json(fresh, "db", "info", "--json")
     by_store = {i["store"]: i for i in info}  # type: ignore[union-attr,index]
-    assert by_store["app"]["table_count"] == 45
-    assert by_store["market"]["tables"] == {"time_series": 0, "ingestion_batches": 0}
+    assert by_store["app"]["table_count"] == len(lineage_tables("app")) == 48
+    assert by_store["market"]["tables"] == {
+        "time_series": 0,
+        "ingestion_batches": 0,
+        "market_change_log": 0,
+        "series_changes": 0,
+    }
     assert by_store["replica"]["table_count"] == 46 + len(EXTENSIONS)
     assert by_store["app"]["versions"] == {"app": HEAD}
 
