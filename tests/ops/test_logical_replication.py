@@ -296,6 +296,14 @@ def test_logical_replication_carries_every_change(pg_pair: Settings, market_data
             assert row.tables_ready == row.tables_total == len(replicated_tables(lineage))
             assert row.lag_bytes is not None and row.lag_bytes >= 0
             assert row.flushed_lsn is not None and row.last_message_at is not None
+        # The change-log replicator leaves logically replicated lineages alone, and
+        # `replicate status` shows the subscription's view of every table.
+        from cryptotrading.ops import replication
+
+        assert replication.replicate_once(stores) == []
+        lags = replication.status(stores)
+        assert {lag.mode for lag in lags} == {"logical"}
+        assert all(lag.sync_state == "ready" and lag.lag_bytes is not None for lag in lags)
 
         # A candle of a month the replica has no partition for lands in its DEFAULT
         # partition; the next setup creates the partition (the row moves into it).

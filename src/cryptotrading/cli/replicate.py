@@ -102,7 +102,11 @@ def status_command(ctx: typer.Context, as_json: bool = JsonOption) -> None:
                 (
                     lag.table,
                     lag.mode,
-                    lag.pending_changes,
+                    lag.pending_changes
+                    if lag.pending_changes is not None
+                    else f"{lag.lag_bytes} B"
+                    if lag.lag_bytes is not None
+                    else "-",
                     "-"
                     if lag.oldest_pending_seconds is None
                     else f"{lag.oldest_pending_seconds:.1f}",

@@ -67,10 +67,15 @@ class TableLag(AsDict):
     """Changes of one table the replica has not applied yet."""
 
     table: str
+    #: "change-log" (triggers + replicator) or "logical" (PostgreSQL subscription)
     mode: str
-    pending_changes: int
+    #: change-log: log entries not applied yet; logical: None (see lag_bytes)
+    pending_changes: int | None
     oldest_pending_seconds: float | None
     replicated_at: str | None
+    #: logical: WAL bytes the subscription has not confirmed, and the table's sync state
+    lag_bytes: int | None = None
+    sync_state: str | None = None
 
 
 class Stop:
@@ -464,7 +469,7 @@ def status(stores: Stores) -> list[TableLag]:
         source = stores.primary_for(lineage)
         names = [f"{lineage}.{t.name}" for t in replicated_tables(lineage)]
         if _logical(stores, lineage):
-            lags += [TableLag(name, "logical", 0, None, None) for name in names]
+            lags += _logical_lags(stores, lineage, names)
             continue
         with translate_errors(f"replica {replica.name}"), replica_engine.connect() as connection:
             row = replica_apply.load_cursor_row(connection, lineage)
@@ -490,6 +495,30 @@ def status(stores: Stores) -> list[TableLag]:
             count, oldest = found.get(name.split(".", 1)[1], (0, None))
             age = None if oldest is None else max(0.0, (now - int(oldest)) / 1000)
             lags.append(TableLag(name, "change-log", count, age, stamp))
+    return lags
+
+
+def _logical_lags(stores: Stores, lineage: str, names: list[str]) -> list[TableLag]:
+    from cryptotrading.ops import logical_replication
+
+    found = {s.lineage: s for s in logical_replication.status(stores)}
+    subscription = found.get(lineage)
+    lags = []
+    for name in names:
+        table = name.split(".", 1)[1]
+        lags.append(
+            TableLag(
+                name,
+                "logical",
+                None,
+                None,
+                None
+                if subscription is None or subscription.last_message_at is None
+                else subscription.last_message_at.isoformat(),
+                None if subscription is None else subscription.lag_bytes,
+                None if subscription is None else subscription.tables.get(table),
+            )
+        )
     return lags
 
 
