@@ -213,12 +213,11 @@ def _replication(stores: Stores, report: list[StoreHealth], now: datetime) -> di
     }
 
 
-def replication_lag(stores: Stores) -> dict[str, tuple[int, float | None]]:
-    """HOOK for the replication status (issue 12): per replicated table, the changes
-    the replica has not applied yet and the age in seconds of the oldest of them, from
-    :func:`cryptotrading.ops.replication.status`. A table with pending changes is
-    lagging, not drifted; lag over ``max_replication_lag_seconds`` alerts.
-    """
+def replication_lag(stores: Stores) -> dict[str, tuple[int | None, float | None]]:
+    """Per replicated table, from :func:`cryptotrading.ops.replication.status`: the
+    changes the replica has not applied yet (None: replicated logically) and the age in
+    seconds of the oldest. A table with pending changes is lagging, not drifted; lag
+    over ``max_replication_lag_seconds`` alerts."""
     return {
         lag.table: (lag.pending_changes, lag.oldest_pending_seconds)
         for lag in replication.status(stores)
