@@ -568,60 +568,61 @@ def writer(
 
 
 class Poller:
-    """Polls the replica's copies of the writer's rows; keeps, per row, the moments its
-    state changed. State: the change number it carries; a row gone after being seen
-    is +inf (deleted: later than every number)."""
+    """Polls the replica's copies of the writer's rows (a raw driver connection, one
+    snapshot per query); keeps, per row, the moments its state changed. State: the
+    change number it carries; a row gone after being seen is +inf (deleted: later
+    than every number)."""
 
     def __init__(self, stores: Stores, tag: str) -> None:
-        self.engine = stores.engine("replica")
-        version = (
-            "(value->>'v')::bigint"
-            if self.engine.dialect.name == "postgresql"
-            else "json_extract(value, '$.v')"
-        )
+        replica = stores.get("replica")
+        self.raw: Any
+        if replica.path is not None:
+            self.raw = sqlite3.connect(replica.path, isolation_level=None)
+            version = "json_extract(value, '$.v')"
+        else:
+            import psycopg
+
+            url = stores.engine(replica).url.set(drivername="postgresql")
+            self.raw = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
+            version = "(value->>'v')::bigint"
         self.queries = [
-            (
-                "lib",
-                f"SELECT cache_key, {version} FROM cache_entries"
-                f" WHERE cache_key LIKE 'lib-{tag}-%%'",
-            ),
-            (
-                "sql",
-                "SELECT query_hash, row_count FROM historical_data_cache"
-                f" WHERE query_hash LIKE 'sql-{tag}-%%'",
-            ),
+            f"SELECT cache_key, {version} FROM cache_entries WHERE cache_key LIKE 'lib-{tag}-%'",
+            "SELECT query_hash, row_count FROM historical_data_cache"
+            f" WHERE query_hash LIKE 'sql-{tag}-%'",
         ]
-        if self.engine.dialect.name != "postgresql":
-            self.queries = [(t, q.replace("%%", "%")) for t, q in self.queries]
-        self.state: dict[tuple[str, str], float] = {}
-        self.changes: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        self.present: set[str] = set()
+        self.state: dict[str, float] = {}
+        self.changes: dict[str, list[tuple[float, float]]] = {}
         self.regressions = 0
         self.polls = 0
         self.poll_seconds = 0.0
 
+    def close(self) -> None:
+        self.raw.close()
+
     def poll(self) -> None:
         moment = time.time()
         started = time.perf_counter()
-        seen: dict[tuple[str, str], float] = {}
-        with self.engine.connect() as connection:
-            for table, query in self.queries:
-                for key, version in connection.exec_driver_sql(query):
-                    seen[(table, str(key))] = float(version)
+        seen: dict[str, float] = {}
+        for query in self.queries:
+            seen.update(self.raw.execute(query).fetchall())
         self.poll_seconds += time.perf_counter() - started
         self.polls += 1
-        for row, state in self.state.items():
-            if row not in seen and state != INF:
-                seen[row] = INF
+        for row in self.present.difference(seen):
+            self._record(row, INF, moment)
         for row, state in seen.items():
-            previous = self.state.get(row)
-            if previous == state:
-                continue
-            if previous is not None and state < previous:
-                self.regressions += 1
-            self.state[row] = state
-            self.changes.setdefault(row, []).append((moment, state))
+            if self.state.get(row) != state:
+                self._record(row, float(state), moment)
+        self.present = set(seen)
 
-    def visible(self, row: tuple[str, str], number: float) -> float | None:
+    def _record(self, row: str, state: float, moment: float) -> None:
+        previous = self.state.get(row)
+        if previous is not None and state < previous:
+            self.regressions += 1
+        self.state[row] = state
+        self.changes.setdefault(row, []).append((moment, state))
+
+    def visible(self, row: str, number: float) -> float | None:
         """When the replica first showed *row* at change *number* or later."""
         for moment, state in self.changes.get(row, []):
             if state >= number:
@@ -629,10 +630,10 @@ class Poller:
         return None
 
 
-def finals(records: list[list[Any]]) -> dict[tuple[str, str], float]:
-    last: dict[tuple[str, str], float] = {}
-    for number, table, op, key, _committed in records:
-        last[(table, key)] = INF if op == "d" else float(number)
+def finals(records: list[list[Any]]) -> dict[str, float]:
+    last: dict[str, float] = {}
+    for number, _table, op, key, _committed in records:
+        last[key] = INF if op == "d" else float(number)
     return last
 
 
@@ -682,9 +683,10 @@ def bench_lag(
                 break
             time.sleep(poll_every)
         load_after = load()
+    poller.close()
     lags, unresolved = [], 0
-    for number, table, op, key, committed in records:
-        seen = poller.visible((table, key), INF if op == "d" else float(number))
+    for number, _table, op, key, committed in records:
+        seen = poller.visible(key, INF if op == "d" else float(number))
         if seen is None:
             unresolved += 1
         else:
