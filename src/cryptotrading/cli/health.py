@@ -65,6 +65,12 @@ def _render(report: health_ops.HealthReport, written: int | None) -> None:
                 for q in report.slow_queries[:10]
             ],
         )
+    check = report.replica_check
+    if check is not None and check.get("error") is None:
+        console.print(
+            f"replica check: {check['tables']} tables, {check['sampled_rows']} rows compared, "
+            f"{len(check['drifted'])} drifted, {len(check['pending'])} with pending changes"
+        )
     if report.alerts:
         print_table(
             "alerts",
@@ -92,6 +98,15 @@ def health(
     max_replication_age: float = typer.Option(
         3600.0, "--max-replication-age", help="Alert when the last replication pass is older (s)."
     ),
+    max_replication_lag: float = typer.Option(
+        300.0, "--max-replication-lag", help="Alert when a change waits longer for the replica (s)."
+    ),
+    replica_check_rows: int = typer.Option(
+        1000,
+        "--replica-check-rows",
+        min=0,
+        help="Rows per table the cheap replica check compares (0: no check).",
+    ),
 ) -> None:
     """Health of every store and the host; exit 1 when any alert is a warning or worse."""
     stores = open_stores(ctx)
@@ -103,6 +118,8 @@ def health(
         max_slow_queries=max_slow_queries,
         min_quality_score=min_quality_score,
         max_replication_age_seconds=max_replication_age,
+        max_replication_lag_seconds=max_replication_lag,
+        replica_check_rows=replica_check_rows or None,
     )
     report = health_ops.check(stores, limits)
     written = health_ops.record(stores, report) if record else None
