@@ -801,3 +801,19 @@ def test_a_pass_does_not_wait_for_a_writer_of_the_sources(make_settings: Setting
             assert sum(r.rows for r in runs) == 0
         replication.replicate_once(stores)
         assert_replica_equal(stores)
+
+
+def test_a_table_emptied_by_plain_sql_is_emptied_in_the_replica(stores: Stores) -> None:
+    """``TRUNCATE`` on PostgreSQL (``DELETE`` without a condition on SQLite, which has
+    no TRUNCATE and would use its truncate optimisation but for the triggers) empties
+    the table in the replica too: a statement no writer is barred from."""
+    app, market = stores.engine("app"), stores.engine("market")
+    insert_metrics(app, 5)
+    insert_candles(market, 0, 20)
+    replication.replicate_once(stores)
+    postgres = stores.engine("app").dialect.name == "postgresql"
+    for engine, table in ((app, "system_metrics"), (market, "time_series")):
+        with engine.begin() as connection:
+            connection.exec_driver_sql(f"TRUNCATE {table}" if postgres else f"DELETE FROM {table}")
+    replication.replicate_once(stores)
+    assert_replica_equal(stores)
