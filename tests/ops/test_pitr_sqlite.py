@@ -264,3 +264,26 @@ def test_row_images_keep_reals_and_blobs_exact(sqlite_settings: Settings) -> Non
                              " ORDER BY seq LIMIT 1").fetchone()[0]  # fmt: skip
     conn.close()
     assert '["r","0.30000000000000004",' in image
+
+
+def test_a_plain_restore_starts_a_new_history(sqlite_settings: Settings) -> None:
+    """`backup restore` archives the log it replaces and sets aside the history after
+    the backup: later changes are archived and a later point in time is reachable."""
+    with Stores(sqlite_settings) as stores:
+        make_user(stores.engine("app"), "kept")
+        base = backup.create_backup(stores, "app")
+        make_user(stores.engine("app"), "abandoned")
+        backup.restore_backup(stores, base.id)
+    with Stores(sqlite_settings) as stores:
+        make_user(stores.engine("app"), "new-history")
+        moment = _moment()
+        expected = _snapshot(stores)
+        make_user(stores.engine("app"), "later")
+        result = pitr_sqlite.restore_to(stores, "app", None, moment)
+    assert result.changes_replayed == 1
+    with Stores(sqlite_settings) as stores:
+        assert _snapshot(stores) == expected
+        names = [r[1] for r in table_rows(stores.engine("app"), "users")]
+    assert names == ["kept", "new-history"]
+    folder = changelog_archive.segment_dir(sqlite_settings.data_dir / "backups", "app")
+    assert any(p.name.startswith("abandoned-") for p in folder.iterdir())

@@ -54,7 +54,7 @@ from cryptotrading.ops import (
 from cryptotrading.ops.backup_files import remove_leftovers
 from cryptotrading.ops.backup_manifest import KINDS, MANIFEST_FORMAT, Manifest
 from cryptotrading.settings import Settings
-from cryptotrading.stores import Stores
+from cryptotrading.stores import Store, Stores
 
 __all__ = [
     "KINDS",
@@ -638,11 +638,16 @@ def restore_backup(
         archive = _verify_file(directory, manifest, result)
         if archive is None:
             raise _refuse(manifest, result)
+        logged = _archive_before_restore(stores, store, directory)
         stores.close()  # our own connections must not count as another user
         if store.path is not None:
             backup_files.remove_restore_leftovers(store.path)
             with backup_files.in_use(store.path.parent):
                 kept = _restore_sqlite(store.path, store.lineages, manifest, archive, result, force)
+            if logged:  # the history after the backup is abandoned; the log goes on from it
+                changelog_archive.after_restore(
+                    backup_signing.load_key(stores.settings), directory, store.name, store.path
+                )
         else:
             kept = _restore_postgres(store.url, store.lineages, manifest, archive, result, force)
     return Restored(manifest.id, store.name, kept, result, forced=force)
@@ -669,6 +674,20 @@ def stage_sqlite(
     if archive is None or not _verify_sqlite(manifest, store.lineages, archive, staged, result):
         raise _refuse(manifest, result)
     return result
+
+
+def _archive_before_restore(stores: Stores, store: Store, directory: Path) -> bool:
+    """A SQLite application store's change log is archived before a restore replaces
+    it (point-in-time recovery can still reach those changes); True when it was."""
+    if store.path is None or APP_LINEAGE not in store.lineages:
+        return False
+    try:
+        if migrations.current(stores.engine(store), APP_LINEAGE) != migrations.head(APP_LINEAGE):
+            return False
+        changelog_archive.archive_log(stores, directory, store.name)
+    except CryptotradingError:
+        return False  # an unreadable live store: the restore replaces it all the same
+    return True
 
 
 def _restore_sqlite(

@@ -21,8 +21,10 @@ import hashlib
 import json
 import os
 import re
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -330,3 +332,17 @@ def prune_segments(directory: Path, store: str, oldest_backup_ms: int) -> int:
             (folder / file).unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def after_restore(
+    key: backup_signing.BackupKey, directory: Path, store: str, database: Path
+) -> int:
+    """After *database* was replaced by a backup: the archived history after the
+    backup's last logged change is set aside (:func:`cut_timeline`)."""
+    with sqlite3.connect(database) as conn:
+        row = conn.execute(
+            "SELECT seq FROM sqlite_sequence WHERE name = ?", (LOG_TABLES[APP_LINEAGE],)
+        ).fetchone()
+    conn.close()
+    label = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return cut_timeline(directory, store, int(row[0]) if row else 0, label, key)
