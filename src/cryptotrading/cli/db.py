@@ -9,12 +9,13 @@ import typer
 from cryptotrading import migrations
 from cryptotrading.cli._common import command_group, open_stores
 from cryptotrading.cli._output import JsonOption, console, emit, print_table
-from cryptotrading.models import LINEAGES
-from cryptotrading.ops import check, export, info, lifecycle, maintenance
+from cryptotrading.models import LINEAGES, SCHEMA_VERSIONS
+from cryptotrading.ops import check, export, info, lifecycle, maintenance, soft_delete
 from cryptotrading.ops.lifecycle import StoreStep
 
 db_app = command_group(
-    "Schema versions and maintenance of every store (check, vacuum, export, info)."
+    "Schema versions and maintenance of every store (check, vacuum, export, info, "
+    "soft-deleted rows)."
 )
 
 StoreOption = typer.Option(None, "--store", help="Only this store (app, market, replica, main).")
@@ -38,7 +39,7 @@ def init(ctx: typer.Context, as_json: bool = JsonOption) -> None:
 def upgrade(
     ctx: typer.Context,
     revision: str = typer.Argument(
-        "head", help="Target schema version (1.0.0, 1.5.0, 2.0.0, 2.1.0)."
+        "head", help=f"Target schema version ({', '.join(SCHEMA_VERSIONS)})."
     ),
     store: str | None = StoreOption,
     as_json: bool = JsonOption,
@@ -177,3 +178,76 @@ def info_command(ctx: typer.Context, as_json: bool = JsonOption) -> None:
             )
 
     emit(as_json, [i.as_dict() for i in infos], render)
+
+
+def _print_deleted(title: str, rows: list[soft_delete.DeletedRow]) -> None:
+    print_table(
+        title,
+        ["table", "id", "name", "deleted at", "deleted by"],
+        [
+            (r.table, r.id, r.label or "", (r.deleted_at or "")[:19], r.deleted_by or "")
+            for r in rows
+        ],
+    )
+
+
+@db_app.command("list-deleted")
+def list_deleted(
+    ctx: typer.Context,
+    table: str | None = typer.Argument(None, help="Only this table (default: every one)."),
+    limit: int = typer.Option(100, "--limit", min=1, help="Rows per table at most."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Soft-deleted rows (users, credentials, agents, decisions ...), newest first."""
+    rows = soft_delete.list_deleted(open_stores(ctx), table, limit=limit)
+    emit(as_json, [r.as_dict() for r in rows], lambda: _print_deleted("deleted rows", rows))
+
+
+@db_app.command("restore-deleted")
+def restore_deleted(
+    ctx: typer.Context,
+    table: str = typer.Argument(..., help="Table of the row, e.g. users."),
+    row_id: int = typer.Argument(..., metavar="ID", help="Its id (see `db list-deleted`)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Bring back a soft-deleted row (a user is active again, an agent active)."""
+    row = soft_delete.restore_deleted(open_stores(ctx), table, row_id)
+    emit(
+        as_json,
+        row.as_dict(),
+        lambda: console.print(
+            f"restored {row.table} row {row.id}"
+            + (f" ({row.label})" if row.label else "")
+            + f", deleted {(row.deleted_at or '')[:19]} by {row.deleted_by or 'unknown'}"
+        ),
+    )
+
+
+@db_app.command("purge-deleted")
+def purge_deleted(
+    ctx: typer.Context,
+    older_than: str | None = typer.Option(
+        None,
+        "--older-than",
+        help="Purge rows deleted longer ago than this: 365d, 52w ... "
+        "(default: CRYPTOTRADING_RETENTION_DELETED_DAYS).",
+    ),
+    tables: list[str] | None = typer.Option(None, "--table", help="Only this table (repeatable)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Delete soft-deleted rows for good once they are older than the retention; rows
+    other rows still refer to are kept (and named)."""
+    report = soft_delete.purge(open_stores(ctx), older_than, tables=tables or None)
+    emit(
+        as_json,
+        {**report.as_dict(), "rows": report.rows},
+        lambda: print_table(
+            "purge-deleted",
+            ["table", "purged", "kept", "kept by"],
+            [
+                (name, rows, report.kept.get(name, 0), ", ".join(report.kept_by.get(name, [])))
+                for name, rows in report.purged.items()
+            ],
+            caption=f"deleted before {report.cutoff[:19]}",
+        ),
+    )

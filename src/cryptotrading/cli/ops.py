@@ -48,8 +48,8 @@ def run(
     keep_weekly: int = typer.Option(backup.DEFAULT_KEEP_WEEKLY, "--keep-weekly", min=0),
     as_json: bool = JsonOption,
 ) -> None:
-    """Run the jobs that are due (replication, health, cache expiry, backups, archive);
-    exit 1 when a job failed."""
+    """Run the jobs that are due (replication, health, cache expiry, backups, archive,
+    data quality, retention, reclaim, analyze); exit 1 when a job failed."""
     stores = open_stores(ctx)
     options = scheduler.RunOptions(directory, keep_daily, keep_weekly)
 

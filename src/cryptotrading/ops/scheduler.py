@@ -13,7 +13,8 @@ archive        1 day      ``market archive --older-than 90d`` into <data dir>/ar
 quality        1 day      ``market quality``: data_quality_metrics of every series (the
                           next ``health`` turns poor scores into alerts)
 retention      1 day      delete monitoring rows, processed messages and quality
-                          measurements past their retention settings
+                          measurements past their retention settings (and, when
+                          ``retention_deleted_days`` is set, purge soft-deleted rows)
 reclaim        1 day      give free pages back (SQLite) / vacuum dead rows (PostgreSQL)
 analyze        1 day      refresh the query planner's statistics (ANALYZE)
 =============  =========  ===========================================================
@@ -46,6 +47,7 @@ from cryptotrading.errors import CryptotradingError, ValidationError
 from cryptotrading.models import SystemMetric
 from cryptotrading.ops import backup, health, maintenance, monitoring, reclaim, replication
 from cryptotrading.ops.retention import JOB_OK_METRIC, apply_retention, expire_caches
+from cryptotrading.ops.soft_delete import purge_deleted
 from cryptotrading.stores import Stores, ensure_data_dir
 
 OK_METRIC = JOB_OK_METRIC  # retention keeps the newest one of each job
@@ -174,6 +176,9 @@ def _retention(stores: Stores, _options: RunOptions) -> dict[str, Any]:
         "deleted": report.deleted,
         "vacuumed": report.vacuumed,
     }
+    if stores.settings.retention_deleted_days > 0:
+        purged = purge_deleted(stores, timedelta(days=stores.settings.retention_deleted_days))
+        detail["purged_deleted"] = purged.as_dict()
     return detail
 
 
