@@ -59,7 +59,7 @@ def _until(predicate: object, seconds: float = 15.0) -> None:
     assert callable(predicate)
     deadline = time.monotonic() + seconds
     while not predicate():
-        assert time.monotonic() < deadline, "statistics never caught up"
+        assert time.monotonic() < deadline, f"statistics never caught up: {_reading()}"
         time.sleep(0.2)
 
 
@@ -140,12 +140,22 @@ def _metrics(engine: Engine, count: int) -> None:
             connection.exec_driver_sql("SELECT pg_stat_force_next_flush()")
 
 
+_last: list[dict[str, int]] = [{}]
+
+
+def _reading() -> dict[str, int]:
+    return _last[0]
+
+
 def _dead_share(stores: Stores) -> float:
     """Dead rows / rows of ``system_metrics`` once the statistics show the deletes (a
     pooled test database may add dead rows of the test before it); 0 until then."""
     reading = reclaim.space(stores, stores.app).tables.get("system_metrics") or {}
+    _last[0] = reading
     dead, live = reading.get("dead_rows", 0), reading.get("live_rows", 0)
-    return dead / (dead + live) if dead >= 18_000 and live == 2_000 else 0.0
+    # (estimates: an ANALYZE by an earlier test of a pooled database leaves them a
+    # few rows off)
+    return dead / (dead + live) if dead >= 18_000 and 2_000 <= live < 2_100 else 0.0
 
 
 def _with(stores: Stores, **changes: object) -> Stores:
