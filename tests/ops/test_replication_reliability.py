@@ -340,13 +340,14 @@ def test_kill_9_of_the_replicator_with_inserts_updates_deletes_interleaved(
     seed = seed_for("kill -9 of the replicator")
     rng = random.Random(seed)
     settings = make_settings()
-    killed_mid_run = 0
+    killed_mid_run = killed_after_progress = 0
     window = 1.0  # seconds; follows the duration of the last uninterrupted pass
     with Stores(settings) as stores:
         work = Workload(stores, rng, market_data_dir)
         for trial in range(TRIALS):
             for _ in range(rng.randint(1, 3)):  # between runs
                 work.step()
+            cursors = cursor_stamps(stores)
             victim = start_replicator(settings, batch=rng.choice([3, 10, 40]))
             try:
                 deadline = time.monotonic() + rng.uniform(0.0, window)
@@ -361,9 +362,13 @@ def test_kill_9_of_the_replicator_with_inserts_updates_deletes_interleaved(
                 window = max(0.2, float(rest.split()[-1]))
             else:
                 killed_mid_run += 1
+                killed_after_progress += cursor_stamps(stores) != cursors
             assert_cursors_whole(stores)
             work.assert_replica_within_history((seed, trial))
-        print(f"seed {seed}: {killed_mid_run}/{TRIALS} kills mid-run; steps {dict(work.done)}")
+        print(
+            f"seed {seed}: {killed_mid_run}/{TRIALS} kills mid-run, {killed_after_progress} of"
+            f" them after the pass had committed some progress; steps {dict(work.done)}"
+        )
         assert killed_mid_run >= TRIALS // 2, f"most kills should hit a running pass ({seed})"
         assert {"sql_candles", "sql_app", "lib_revise"} <= set(work.done), work.done
         replication.replicate_once(stores)
@@ -452,15 +457,17 @@ def test_sigterm_of_an_idle_follow(make_settings: SettingsFactory, market_data_d
         replication.replicate_once(stores)  # PostgreSQL: close the first window
         follower = start_follow(settings)
         assert follower.stdout is not None
-        idle = 0
-        while idle < 4:  # four passes that found nothing to copy
+        seen = []
+        while len(seen) < 4:  # four passes
             line = follower.stdout.readline()
             assert line, "the follower ended on its own"
-            idle += line.startswith("0 rows copied to the replica")
+            if " rows copied to the replica" in line:
+                seen.append(line)
         out, err, seconds = stop_follow(follower)
         assert_clean_stop(follower, out, err)
         assert seconds < 5, seconds
-        assert "rows copied" not in out.replace("0 rows copied", "")
+        passes = [line for line in seen + out.splitlines() if " rows copied to the replica" in line]
+        assert all(line.startswith("0 rows copied") for line in passes), passes
         # The next pass picks up what changed after the stop.
         insert_metrics(stores.engine("app"), 3, "after.stop")
         with stores.engine("market").begin() as connection:
@@ -816,4 +823,27 @@ def test_a_table_emptied_by_plain_sql_is_emptied_in_the_replica(stores: Stores) 
         with engine.begin() as connection:
             connection.exec_driver_sql(f"TRUNCATE {table}" if postgres else f"DELETE FROM {table}")
     replication.replicate_once(stores)
+    assert_replica_equal(stores)
+
+
+def test_a_pass_after_an_interrupted_one_applies_everything_logged(stores: Stores) -> None:
+    """A pass that ends early (stopped, or killed) leaves its position in the middle of
+    the changes it had seen. The next pass must apply those AND every change logged
+    since -- ``replicate`` once, then ``verify`` equal -- not only finish the old
+    window (PostgreSQL positions are snapshot windows)."""
+    market = stores.engine("market")
+    replication.replicate_once(stores)
+    insert_candles(market, 0, 3)  # one logged range per statement (per candle on SQLite)
+    insert_candles(market, 3, 3)
+    stop = replication.Stop()
+
+    def progress(table: str, _rows: int) -> None:
+        if table == "market.time_series":
+            stop.set()
+
+    replication.replicate_once(stores, batch_size=1, stop=stop, progress=progress)
+    assert 0 < replica_candles(stores) < 6  # interrupted between two pages
+    insert_candles(market, 6, 3)  # logged after the interrupted pass
+    replication.replicate_once(stores)
+    assert replica_candles(stores) == 9
     assert_replica_equal(stores)
