@@ -133,13 +133,15 @@ def test_backup_ids(
                 "max_slow_queries",
                 "min_quality_score",
                 "max_replication_age",
+                "max_replication_lag",
+                "replica_check_rows",
             ]
         ),
         s.numbers,
         max_size=3,
     ),
     replicate=st.dictionaries(
-        st.sampled_from(["batch_size", "overlap"]), st.one_of(s.integers, s.numbers), max_size=2
+        st.sampled_from(["batch_size"]), st.one_of(s.integers, s.numbers), max_size=1
     ),
 )
 def test_jobs_thresholds_numbers(

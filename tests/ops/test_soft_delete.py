@@ -146,11 +146,6 @@ def test_library_reads_skip_deleted_rows_until_restored(stores: Stores) -> None:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="trading/orders.py create_order checks only that the user and decision exist; "
-    "the fix (refuse soft-deleted ones) is handed to the lead in /tmp/notes/lean.md",
-)
 def test_orders_refuse_a_deleted_user_or_decision(stores: Stores) -> None:
     engine = stores.engine(stores.app)
     users = _users(engine)

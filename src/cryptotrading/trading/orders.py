@@ -220,19 +220,22 @@ def create_order(
 ) -> Submitted:
     """Store *request* as a ``new`` order in the caller's transaction; an order with
     the same client order id is returned instead (idempotent retry)."""
-    if session.get(User, request.user_id) is None:
+    user = session.get(User, request.user_id)
+    if user is None or user.deleted_at is not None:
         raise NotFoundError(
-            f"user {request.user_id} does not exist",
-            hint="Create the user first (`cryptotrading users ...`).",
+            f"user {request.user_id} does not exist"
+            + ("" if user is None else " (it was deleted)"),
+            hint="Create the user first (`cryptotrading users ...`), or restore it with "
+            "`cryptotrading db restore-deleted users ID`.",
         )
-    if (
-        request.decision_id is not None
-        and session.get(TradingDecision, request.decision_id) is None
-    ):
-        raise NotFoundError(
-            f"decision {request.decision_id} does not exist",
-            hint="List decisions with `cryptotrading decisions list`, or leave --decision out.",
-        )
+    if request.decision_id is not None:
+        decision = session.get(TradingDecision, request.decision_id)
+        if decision is None or decision.deleted_at is not None:
+            raise NotFoundError(
+                f"decision {request.decision_id} does not exist"
+                + ("" if decision is None else " (it was deleted)"),
+                hint="List decisions with `cryptotrading decisions list`, or leave --decision out.",
+            )
     if request.client_order_id is not None:
         found = _by_client_id(session, request.user_id, request.client_order_id)
         if found is not None:
