@@ -110,3 +110,25 @@ def test_cli_ops_run_schedule_and_cron(make_settings: SettingsFactory, backup_di
     assert unknown.exit_code == 5 and "unknown job 'nope'" in unknown.stderr
     cron = invoke(settings, "ops", "cron")
     assert cron.exit_code == 0 and "ops run" in cron.stdout and cron.stdout.startswith("#")
+
+
+def test_change_log_job_archives_then_trims_below_every_reader(
+    stores: Stores, backup_dir: Path
+) -> None:
+    from cryptotrading.ops import replication
+    from tests.helpers import make_user
+
+    for n in range(3):
+        make_user(stores.engine("app"), f"log{n}")
+    replication.replicate_once(stores)
+    options = scheduler.RunOptions(backup_dir=backup_dir)
+    result = scheduler.run_job(stores, scheduler.job("change-log"), options)
+    assert result.status == "ok", result.error
+    if stores.app.backend == "sqlite":  # archived for point-in-time recovery, then trimmed
+        assert result.detail["archived"]["entries"] >= 3
+    else:  # PostgreSQL recovers with pgBackRest: trimmed below the replica alone
+        assert result.detail["archived"] is None
+    assert result.detail["trimmed"]["change_log"] >= 3
+    with stores.engine("app").connect() as connection:  # only the job's own record is left
+        left = connection.exec_driver_sql("SELECT table_name FROM change_log").scalars().all()
+    assert left == ["system_metrics"]

@@ -3,13 +3,17 @@
 =============  =========  ===========================================================
 job            every      what
 =============  =========  ===========================================================
-replicate      5 min      incremental copy into the replica (continuous replication)
+replicate      5 min      apply the change logs to the replica (continuous replication)
 health         1 hour     ``health --record``: snapshot for growth rates, alerts
 cache-expiry   1 hour     delete expired rows of the three cache tables
-backup-daily   1 day      daily backup of the application store, then prune
-backup-weekly  7 days     weekly full backup of every store and the candle archive, prune
+backup-daily   1 day      daily backup of the application store, then prune; pgBackRest
+                          differential of PostgreSQL stores set up for PITR
+backup-weekly  7 days     weekly full backup of every store and the candle archive, prune;
+                          pgBackRest full backup
 archive        1 day      ``market archive --older-than 90d`` into <data dir>/archive,
                           then reclaim the market store's space
+change-log     1 hour     archive the application change log beside the backups, trim
+                          the logs below their archive and every replica
 quality        1 day      ``market quality``: data_quality_metrics of every series (the
                           next ``health`` turns poor scores into alerts)
 retention      1 day      delete monitoring rows, processed messages and quality
@@ -43,9 +47,23 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cryptotrading.common.views import AsDict
 from cryptotrading.db.session import translate_errors
-from cryptotrading.errors import CryptotradingError, ValidationError
-from cryptotrading.models import SystemMetric
-from cryptotrading.ops import backup, health, maintenance, monitoring, reclaim, replication
+from cryptotrading.errors import (
+    ConfigurationError,
+    CryptotradingError,
+    NotFoundError,
+    ValidationError,
+)
+from cryptotrading.models import APP_LINEAGE, SystemMetric
+from cryptotrading.ops import (
+    backup,
+    changelog_archive,
+    health,
+    maintenance,
+    monitoring,
+    pitr_postgres,
+    reclaim,
+    replication,
+)
 from cryptotrading.ops.retention import JOB_OK_METRIC, apply_retention, expire_caches
 from cryptotrading.ops.soft_delete import purge_deleted
 from cryptotrading.stores import Stores, ensure_data_dir
@@ -127,7 +145,33 @@ def _backups(stores: Stores, options: RunOptions, kind: str, only: str | None) -
         "created": [m.id for m in made],
         "bytes": sum(m.size_bytes for m in made),
         "pruned": [m.id for m in removed],
+        "pitr": _pitr_backup(stores, options, kind),
     }
+
+
+def _pitr_backup(stores: Stores, options: RunOptions, kind: str) -> list[str]:
+    """pgBackRest's full (weekly) or differential (daily) backup of PostgreSQL stores
+    set up for point-in-time recovery; nothing when none is."""
+    try:
+        made = pitr_postgres.backup(
+            stores, kind=kind, keep_daily=options.keep_daily, keep_weekly=options.keep_weekly
+        )
+    except (ConfigurationError, NotFoundError):  # no PostgreSQL store, or no `backup setup`
+        return []
+    return [b.label for b in made]
+
+
+def _change_log(stores: Stores, options: RunOptions) -> dict[str, Any]:
+    """Archive the application change log beside the backups (SQLite point-in-time
+    recovery replays it) and trim every log below its archive and its replicas."""
+    directory = options.backup_dir or backup.default_directory(stores)
+    app = stores.primary_for(APP_LINEAGE)
+    archived = (
+        changelog_archive.archive_log(stores, directory, app.name).as_dict()
+        if app.path is not None
+        else None
+    )
+    return {"archived": archived, "trimmed": changelog_archive.trim_logs(stores, directory)}
 
 
 def _backup_daily(stores: Stores, options: RunOptions) -> dict[str, Any]:
@@ -214,6 +258,7 @@ JOBS: tuple[Job, ...] = (
         _backup_weekly,
     ),
     Job("archive", timedelta(days=1), "archive candles older than 90 days", _archive),
+    Job("change-log", timedelta(hours=1), "archive and trim the change logs", _change_log),
     Job("quality", timedelta(days=1), "data-quality pass over every series", _quality),
     Job("retention", timedelta(days=1), "delete rows past their retention", _retention),
     Job("reclaim", timedelta(days=1), "reclaim free space of every store", _reclaim),
