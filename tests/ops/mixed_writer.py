@@ -190,6 +190,9 @@ class Writer:
     def new_candles(self) -> None:
         """The library imports the next slice of real candles."""
         chunk = self.rows[self.written : self.written + SLICE]
+        if not chunk:  # every real candle is stored: an empty write records no batch
+            self.revise_candles()
+            return
         self.written += len(chunk)
         unit = self._batch_unit("writer", [key_of(row) for row in chunk])
         self.run(unit, lambda: self._write(chunk))

@@ -20,6 +20,7 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, inspect
 
+from cryptotrading.db.engine import READ_ONLY
 from cryptotrading.db.session import translate_errors
 from cryptotrading.errors import SchemaVersionError, ValidationError
 from cryptotrading.migrations import capture
@@ -59,6 +60,8 @@ def known_revisions(lineage: str) -> list[str]:
 def current(engine: Engine, lineage: str) -> str | None:
     """The revision *engine*'s database is at for *lineage* (None: not migrated)."""
     with translate_errors(str(engine.url.database)), engine.connect() as connection:
+        # A reader: on SQLite a deferred BEGIN, never queued behind a writer's lock.
+        connection = connection.execution_options(**{READ_ONLY: True})
         if not inspect(connection).has_table(version_table(lineage)):
             return None
         context = MigrationContext.configure(

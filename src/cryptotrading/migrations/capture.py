@@ -40,6 +40,11 @@ SQLITE_NOW_MS = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
 _PG_NOW_MS = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 _PG_TXID = "pg_current_xact_id()::text::bigint"
 _OPS = {"i": "INSERT", "u": "UPDATE", "d": "DELETE"}
+#: PostgreSQL's TRUNCATE fires no row or transition-table trigger: one entry says it,
+#: op ``T`` in a row log, symbol ``*`` in ``series_changes`` (the replica copies the
+#: whole table again). SQLite has no TRUNCATE (``DELETE`` fires the row triggers).
+TRUNCATED_OP = "T"
+ALL_SERIES = "*"
 
 
 def captured_tables(lineage: str) -> list[str]:
@@ -118,6 +123,7 @@ def uninstall(connection: Connection, lineage: str) -> None:
             )
     if postgres and not installed(connection):
         _run(connection, "DROP FUNCTION IF EXISTS ct_capture_rows() CASCADE")
+        _run(connection, "DROP FUNCTION IF EXISTS ct_capture_truncate() CASCADE")
         _run(connection, "DROP FUNCTION IF EXISTS ct_capture_series() CASCADE")
 
 
@@ -275,6 +281,18 @@ def series_batch(
 # -- PostgreSQL: statement triggers with transition tables -------------------------
 
 _PG_FUNCTIONS = (
+    f"""CREATE OR REPLACE FUNCTION ct_capture_truncate() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  IF TG_ARGV[0] = '{SERIES_LOG}' THEN
+    INSERT INTO {SERIES_LOG} (symbol, frequency, exchange, first_ts, last_ts, changed_at, txid)
+    VALUES ('{ALL_SERIES}', '', '', 0, 0, {_PG_NOW_MS}, {_PG_TXID});
+  ELSE
+    EXECUTE format('INSERT INTO %I (table_name, op, row_key, changed_at, txid)'
+      ' VALUES (%L, ''{TRUNCATED_OP}'', ''[]'', {_PG_NOW_MS}, {_PG_TXID})',
+      TG_ARGV[0], TG_ARGV[1]);
+  END IF;
+  RETURN NULL;
+END $fn$""",
     f"""CREATE OR REPLACE FUNCTION ct_capture_rows() RETURNS trigger LANGUAGE plpgsql AS $fn$
 DECLARE
   stamp text := '{_PG_NOW_MS}, {_PG_TXID}';
@@ -316,8 +334,17 @@ END $fn$""",
 )
 
 
-def _pg_triggers(table: str, function: str, args: str = "") -> list[str]:
-    statements = []
+def _pg_triggers(
+    table: str, function: str, args: str = "", truncate_args: str | None = None
+) -> list[str]:
+    statements = (
+        [
+            f"CREATE TRIGGER {_q(PREFIX + table + '_t')} AFTER TRUNCATE ON {_q(table)}"
+            f" FOR EACH STATEMENT EXECUTE FUNCTION ct_capture_truncate({truncate_args})"
+        ]
+        if truncate_args is not None
+        else []
+    )
     for op, event in _OPS.items():
         rows = "OLD TABLE AS old_rows" if op == "d" else "NEW TABLE AS new_rows"
         if op == "u":
@@ -331,13 +358,18 @@ def _pg_triggers(table: str, function: str, args: str = "") -> list[str]:
 
 def _pg_rows(log: str, table: str, _columns: list[str], key: list[str]) -> list[str]:
     key_sql = "jsonb_build_array(" + ", ".join(f"r.{_q(c)}" for c in key) + ")::text"
-    return _pg_triggers(table, "ct_capture_rows", ", ".join(map(_lit, (log, table, key_sql))))
+    return _pg_triggers(
+        table,
+        "ct_capture_rows",
+        ", ".join(map(_lit, (log, table, key_sql))),
+        ", ".join(map(_lit, (log, table))),
+    )
 
 
 def partition_triggers(partition: str) -> list[str]:
     """Triggers of one ``time_series`` partition on PostgreSQL (a write addressed to
     the partition fires its own statement triggers, not the parent's)."""
-    return _pg_triggers(partition, "ct_capture_series")
+    return _pg_triggers(partition, "ct_capture_series", truncate_args=_lit(SERIES_LOG))
 
 
 def _pg_series(connection: Connection) -> list[str]:
@@ -346,7 +378,7 @@ def _pg_series(connection: Connection) -> list[str]:
         " JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = %(name)s ORDER BY 1",
         {"name": SERIES_TABLE},
     ).scalars()
-    statements = _pg_triggers(SERIES_TABLE, "ct_capture_series")
+    statements = _pg_triggers(SERIES_TABLE, "ct_capture_series", truncate_args=_lit(SERIES_LOG))
     for partition in partitions:
         statements += partition_triggers(str(partition))
     return statements

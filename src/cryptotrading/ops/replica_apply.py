@@ -60,10 +60,22 @@ def _drop_superseded(connection: Connection, table: Table, rows: list[dict[str, 
             )
 
 
+#: ``connection.info`` key: foreign-key enforcement is off in this replica transaction.
+FK_OFF = "cryptotrading_fk_off"
+
+
 def upsert(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
     """Insert *rows* or overwrite the replica's rows of the same primary key."""
     if not rows:
         return 0
+    if _unique_keys(table) and connection.info.get(FK_OFF):
+        # Unique values may move between rows of this batch (two users swap e-mails):
+        # row-by-row upserts would collide, so the batch's rows are replaced whole.
+        # Safe only with foreign keys off: a delete must not cascade in the replica.
+        pk = list(table.primary_key.columns)
+        ids = [tuple(row[c.name] for c in pk) for row in rows]
+        for chunk in _chunks(ids, KEY_CHUNK):
+            connection.execute(delete(table).where(tuple_(*pk).in_(chunk)))
     _drop_superseded(connection, table, rows)
     statement = insert_for(connection)(table)
     keys = [column.name for column in table.primary_key.columns]
@@ -199,6 +211,7 @@ def replica_transaction(engine: Engine) -> Iterator[Connection]:
                 raw.execute("PRAGMA foreign_keys = OFF")  # type: ignore[union-attr]
             try:
                 with connection.begin():
+                    fk_off = on_sqlite
                     if not on_sqlite:
                         superuser = connection.exec_driver_sql(
                             "SELECT current_setting('is_superuser')"
@@ -207,8 +220,11 @@ def replica_transaction(engine: Engine) -> Iterator[Connection]:
                             connection.exec_driver_sql(
                                 "SET LOCAL session_replication_role = replica"
                             )
+                            fk_off = True
+                    connection.info[FK_OFF] = fk_off
                     yield connection
             finally:
+                connection.info.pop(FK_OFF, None)
                 if on_sqlite:
                     raw.execute("PRAGMA foreign_keys = ON")  # type: ignore[union-attr]
     except DBAPIError as exc:

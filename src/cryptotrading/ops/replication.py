@@ -39,7 +39,13 @@ from cryptotrading.common.clock import epoch_ms
 from cryptotrading.common.views import AsDict
 from cryptotrading.db.engine import READ_ONLY
 from cryptotrading.db.session import translate_errors
-from cryptotrading.errors import ConfigurationError, NotFoundError, SchemaVersionError
+from cryptotrading.errors import (
+    ConfigurationError,
+    NotFoundError,
+    SchemaVersionError,
+    StoreError,
+)
+from cryptotrading.migrations import capture
 from cryptotrading.migrations.capture import SERIES_LOG
 from cryptotrading.models import APP_LINEAGE, ReplicaReader, ReplicationCursor
 from cryptotrading.ops import changelog, replica_apply
@@ -295,33 +301,48 @@ class _Pass:
                 self._write(replica_apply.SERIES, apply, len(rows))
             if end == last:
                 return
+            if self.stopped():  # the page is applied again, whole, by the next pass
+                raise _Stopped
             start = end + 1
 
     # -- later passes: the logs --
 
     def incremental(self) -> None:
+        """Apply every entry committed before this pass's snapshot: on PostgreSQL an
+        interrupted pass's window is finished first, then a window up to this snapshot
+        is opened and applied too."""
         for name in changelog.log_names(self.lineage):
             position = self.cursor.logs.setdefault(
                 name, changelog.start_position(self.source, name)
             )
-            if not changelog.open_window(self.source, position):
-                continue
+            fresh = False
             while not self.stopped():
+                if position.prev is not None and position.cur is None:
+                    if fresh or not changelog.open_window(self.source, position):
+                        break
+                    fresh = True
                 entries = changelog.page(self.source, name, position, self.batch_size)
                 if name == SERIES_LOG:
                     self._apply_ranges(position, entries)
                 else:
                     self._apply_rows(position, entries)
-                if not entries:
+                if not entries and position.prev is None:
                     break
 
     def _apply_rows(self, position: Position, entries: list[Any]) -> None:
-        keys: dict[str, list[tuple[Any, ...]]] = {}
-        for entry in entries:
-            table_keys = keys.setdefault(entry["table_name"], [])
-            table_keys.append(replica_apply.decode_key(entry["row_key"]))
-        if not changelog.advance(position, entries):
+        if not entries:  # nothing to write: an empty window closes in memory only
+            changelog.advance(position, entries)
             return
+        keys: dict[str, list[tuple[Any, ...]]] = {}
+        emptied = {e["table_name"] for e in entries if e["op"] == capture.TRUNCATED_OP}
+        for entry in entries:
+            if entry["table_name"] not in emptied:
+                table_keys = keys.setdefault(entry["table_name"], [])
+                table_keys.append(replica_apply.decode_key(entry["row_key"]))
+        for table in self.tables:  # TRUNCATE: the whole table copied from the snapshot
+            if table.name in emptied:
+                self._initial_rows(table)
+        changelog.advance(position, entries)
 
         def apply(connection: Connection) -> dict[str, int]:
             counts = {}
@@ -336,19 +357,23 @@ class _Pass:
         self.commit(apply)
 
     def _apply_ranges(self, position: Position, entries: list[Any]) -> None:
-        ranges = replica_apply.merge_ranges(entries)
-        if not changelog.advance(position, entries):
+        if not entries:  # nothing to write: an empty window closes in memory only
+            changelog.advance(position, entries)
             return
-        spans = [(series, span) for series, spans in sorted(ranges.items()) for span in spans]
-        if not spans:
+        if any(e["symbol"] == capture.ALL_SERIES for e in entries):
+            self._initial_series()  # TRUNCATE: every series copied from the snapshot
+            changelog.advance(position, entries)
             self.commit(lambda _connection: {})
             return
+        ranges = replica_apply.merge_ranges(entries)
+        changelog.advance(position, entries)
+        spans = [(series, span) for series, spans in sorted(ranges.items()) for span in spans]
         for index, (series, (first, last)) in enumerate(spans):
             self._copy_range(series, first, last, commit_cursor=index == len(spans) - 1)
 
 
 class _Stopped(Exception):
-    """A stop was asked for during an initial copy (its cursor was not saved)."""
+    """A stop was asked for between two replica transactions of one page or copy."""
 
 
 def _replicate_lineage(
@@ -367,14 +392,14 @@ def _replicate_lineage(
         with _snapshot(stores.engine(source)) as snapshot:
             identity = source_identity(source, snapshot)
             run = _Pass(lineage, snapshot, identity, replica_engine, batch_size, stop, progress)
-            if row is None or row[0] != identity:
-                try:
+            try:
+                if row is None or row[0] != identity:
                     run.initial()
-                except _Stopped:
-                    return list(run.runs.values())
-            else:
-                run.cursor = Cursor.decode(identity, row[1])
-                run.incremental()
+                else:
+                    run.cursor = Cursor.decode(identity, row[1])
+                    run.incremental()
+            except _Stopped:
+                pass  # whatever was committed stays; the rest is applied by the next pass
         if run.moved:
             _register(stores, replica, lineage, run.cursor)
     return list(run.runs.values())
@@ -431,15 +456,24 @@ def follow(
     cycles: int | None = None,
     on_cycle: Callable[[list[TableRun]], None] | None = None,
     stop: Stop | None = None,
+    on_error: Callable[[StoreError], None] | None = None,
 ) -> int:
     """Replicate every *interval* seconds (*cycles* times, or until *stop* is set);
     between passes the loop sleeps (no CPU), and a stop ends it between two replica
-    transactions."""
+    transactions. With *on_error*, a pass that fails on a store (busy, unreachable,
+    read-only) is reported to it and retried at the next interval instead of ending
+    the loop; schema and configuration errors always end it."""
     stop = stop or Stop()
     done = 0
     while (cycles is None or done < cycles) and not stop.is_set():
         started = time.monotonic()
-        runs = replicate_once(stores, batch_size=batch_size, stop=stop)
+        try:
+            runs = replicate_once(stores, batch_size=batch_size, stop=stop)
+        except StoreError as exc:  # busy, unreachable, read-only: try again next time
+            if isinstance(exc, SchemaVersionError) or on_error is None:
+                raise
+            on_error(exc)
+            runs = []
         done += 1
         if on_cycle is not None:
             on_cycle(runs)
