@@ -73,8 +73,9 @@ def write(
     step = ROWS_PER_STATEMENT * 6
     full = _insert_sql(ROWS_PER_STATEMENT)
     first_fresh, last_fresh = int(fresh.timestamp[0]), int(fresh.timestamp[-1])
-    # One change-log range for the batch instead of a trigger row per candle.
-    with capture.series_batch(conn, symbol, frequency, exchange, first_fresh, last_fresh):
+    # One change-log range per run of changed candles instead of a trigger row each.
+    spans = changed_runs(candles.timestamp, fresh.timestamp)
+    with capture.series_batch(conn, symbol, frequency, exchange, first_fresh, last_fresh, spans):
         before = conn.total_changes
         for begin in range(0, len(flat), step):
             chunk = flat[begin : begin + step]
@@ -82,6 +83,21 @@ def write(
             conn.execute(sql, head + chunk)
         changed = conn.total_changes - before
     return changed
+
+
+#: More runs than this are logged as one range (a re-copy beats a huge log).
+MAX_RUNS = 1_000
+
+
+def changed_runs(timestamps: np.ndarray, changed: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) timestamps of each run of consecutive written candles that
+    changed: *changed* is a sorted subset of the sorted *timestamps*."""
+    mask = np.isin(timestamps, changed)
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.view(np.int8), [0]))))
+    starts, ends = edges[0::2], edges[1::2] - 1
+    if len(starts) > MAX_RUNS:
+        return [(int(changed[0]), int(changed[-1]))]
+    return [(int(timestamps[a]), int(timestamps[b])) for a, b in zip(starts, ends, strict=True)]
 
 
 def read(

@@ -11,6 +11,7 @@ migration leaves the database as it was.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -39,7 +40,10 @@ def alembic_config(lineage: str, connection: Connection | None = None) -> Config
     return config
 
 
+@cache
 def script_directory(lineage: str) -> ScriptDirectory:
+    """The revision scripts of *lineage*, read once per process (they ship with the
+    package; reading them again took most of an idle replication pass)."""
     return ScriptDirectory.from_config(alembic_config(lineage))
 
 

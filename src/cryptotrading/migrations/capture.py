@@ -251,12 +251,19 @@ def sqlite_series_triggers() -> list[str]:
 
 @contextmanager
 def series_batch(
-    conn: sqlite3.Connection, symbol: str, frequency: str, exchange: str, first: int, last: int
+    conn: sqlite3.Connection,
+    symbol: str,
+    frequency: str,
+    exchange: str,
+    first: int,
+    last: int,
+    spans: list[tuple[int, int]] | None = None,
 ) -> Iterator[None]:
     """Inside the caller's SQLite write transaction: write candles of one series in
     ``[first, last]`` without a log row per candle. The row triggers are dropped for
     the body and recreated before the transaction can commit (a kill rolls both back;
-    other connections never see them missing), and one range is logged instead. A
+    other connections never see them missing), and one range is logged instead -- or
+    one per run of *spans* (scattered corrections then re-copy only what changed). A
     store without capture (a replica, or before 2.2.0) is written as it is."""
     rows = conn.execute(
         "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?"
@@ -268,10 +275,13 @@ def series_batch(
     try:
         yield
         if rows:
-            conn.execute(
+            conn.executemany(
                 f"INSERT INTO {SERIES_LOG} (symbol, frequency, exchange, first_ts, last_ts,"
                 f" changed_at) VALUES (?, ?, ?, ?, ?, {SQLITE_NOW_MS})",
-                (symbol, frequency, exchange, int(first), int(last)),
+                [
+                    (symbol, frequency, exchange, int(a), int(b))
+                    for a, b in (spans or [(first, last)])
+                ],
             )
     finally:
         for _name, sql in rows:

@@ -405,7 +405,24 @@ def _replicate_lineage(
     return list(run.runs.values())
 
 
+#: (replica, lineage) -> when its position was last registered (monotonic seconds).
+_REGISTERED: dict[tuple[str, str], float] = {}
+#: Register a replica's position at most this often: a SQLite pass must not queue for
+#: the application store's write lock every time (a late registration only keeps a
+#: little more log; trimming stays below the true position).
+REGISTER_EVERY_SECONDS = 10.0
+
+
 def _register(stores: Stores, replica: Store, lineage: str, cursor: Cursor) -> None:
+    key = (replica.identity, lineage)
+    now = time.monotonic()
+    if now - _REGISTERED.get(key, -REGISTER_EVERY_SECONDS) < REGISTER_EVERY_SECONDS:
+        return
+    _record_reader(stores, replica, lineage, cursor)
+    _REGISTERED[key] = now
+
+
+def _record_reader(stores: Stores, replica: Store, lineage: str, cursor: Cursor) -> None:
     """Record the replica's position in the application store (trimming reads it)."""
     app = stores.primary_for(APP_LINEAGE)
     statement = replica_apply.insert_for_dialect(stores.engine(app).dialect.name)(_READERS).values(
