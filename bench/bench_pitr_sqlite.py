@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_pitr_sqlite.py [--changes 100000] [--json]
 
 A fresh store in a temporary directory: a full backup, then *changes* inserts,
-updates and deletes of ``system_metrics`` and ``cache_entries`` through plain SQL in
+updates and deletes of ``system_metrics`` through plain SQL in
 transactions of 100 (the capture triggers log each one), a noted time, more changes,
 then ``restore_to`` the noted time. Printed: the restore's seconds per phase and in
 all, the entries replayed, and for comparison the seconds a plain ``backup restore``

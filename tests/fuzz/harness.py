@@ -76,9 +76,15 @@ Row = Mapping[str, Any]
 Ignore = Callable[[str, Row], bool]
 
 
+#: Change logs follow the tables they log (tests/migrations/test_capture.py checks
+#: that): a row a failed command may leave elsewhere leaves its log entry too.
+CHANGE_LOGS = frozenset({"change_log", "market_change_log", "series_changes"})
+
+
 def monitoring_row(table: str, row: Row) -> bool:
-    """Monitoring rows a failed command may leave: recorded slow queries and error logs."""
-    if table == "error_logs":
+    """Rows a failed command may leave: recorded slow queries, error logs, and the
+    change-log entries of those (and of any row a test's ``ignore`` allows)."""
+    if table == "error_logs" or table in CHANGE_LOGS:
         return True
     return table == "system_metrics" and row.get("metric_name") == "slow_query"
 

@@ -231,8 +231,9 @@ def replica_transaction(engine: Engine) -> Iterator[Connection]:
         error = translate(exc, "replica")
         error.hint = (
             "Make the replica writable (file and directory permissions, free disk space, or "
-            "GRANT INSERT, UPDATE, DELETE on PostgreSQL); the source stores were not changed "
-            "and the next run resumes where this one stopped."
+            "GRANT INSERT, UPDATE, DELETE on PostgreSQL; the first pass also drops the "
+            "replica's capture triggers, which takes its owner); the source stores were not "
+            "changed and the next run resumes where this one stopped."
         )
         raise error from exc
 

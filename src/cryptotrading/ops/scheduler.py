@@ -247,7 +247,7 @@ class JobFailed(Exception):
 
 
 JOBS: tuple[Job, ...] = (
-    Job("replicate", timedelta(minutes=5), "incremental copy into the replica", _replicate),
+    Job("replicate", timedelta(minutes=5), "apply the change logs to the replica", _replicate),
     Job("health", timedelta(hours=1), "health snapshot (growth rates) and alerts", _health),
     Job("cache-expiry", timedelta(hours=1), "delete expired cache rows", _cache_expiry),
     Job("backup-daily", timedelta(days=1), "daily backup of the app store + prune", _backup_daily),
