@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import random
 import shutil
 import tempfile
 import time
@@ -218,6 +219,58 @@ def test_restore_to_a_noted_time_brings_every_table_back(
         assert datetime.fromisoformat(result["recovered_to"]) <= noted
     assert restored["market"]["row_counts"]["time_series"] == len(then["market"]["time_series"])
     assert list((settings_.pgbackrest_dir / "scratch").iterdir()) == []  # scratch removed
+
+
+@pytest.mark.slow
+def test_restore_to_five_random_points_of_a_workload(cluster: PitrCluster, tmp_path: Path) -> None:
+    """A recorded workload of library and plain-SQL inserts, updates and deletes; at 5
+    random moments the application store is snapshotted; restoring to each moment
+    (latest first) gives back exactly that snapshot."""
+    seed = int(os.environ.get("PITR_SEED", time.time()))
+    rng = random.Random(seed)
+    settings_ = cluster.settings(tmp_path / "data")
+    app, market = _engines(settings_)
+    points: list[tuple[datetime, dict[str, list[str]]]] = []
+    try:
+        make_user(app, "base")
+        with Stores(settings_) as stores:
+            pitr_postgres.backup(stores, kind="daily")
+        time.sleep(1.1)  # a base backup is usable from the second after it ended
+        stops = set(rng.sample(range(2, 28), 5))
+        for n in range(30):
+            choice = rng.randrange(5)
+            if choice == 0:
+                make_user(app, f"user{n}")
+            elif choice == 1:
+                make_agent(app, f"agent-{n}", rng.choice(["analyst", "risk"]))
+            elif choice == 2:
+                _sql(
+                    app,
+                    f"UPDATE users SET email = 'u' || id || '-{n}@x.example'"
+                    f" WHERE mod(id, 2) = {n % 2}",
+                )
+            elif choice == 3:
+                _sql(app, "DELETE FROM a2a_agents WHERE id = (SELECT min(id) FROM a2a_agents)")
+            else:
+                _sql(
+                    app,
+                    "INSERT INTO system_metrics (metric_name, value, recorded_at)"
+                    f" VALUES ('m{n}', {rng.random()!r}, now())",
+                )
+            if n in stops:
+                time.sleep(0.3)
+                noted = datetime.now(UTC)
+                points.append((noted, snapshot(settings_)["app"]))
+                time.sleep(0.3)  # every later commit is stamped after the noted time
+    finally:
+        app.dispose()
+        market.dispose()
+    env = _env(settings_)
+    for noted, then in reversed(points):
+        result = invoke_json(env, "backup", "restore", "app", "--to", noted.isoformat(), "--json")
+        got = snapshot(settings_)["app"]
+        for table, rows in then.items():
+            assert got[table] == rows, (seed, noted, table, result)
 
 
 # -- the time to restore to --------------------------------------------------------------
