@@ -383,6 +383,7 @@ def _replicate_lineage(
     batch_size: int,
     stop: Stop | None,
     progress: Callable[[str, int], None] | None,
+    registered: dict[str, float] | None,
 ) -> list[TableRun]:
     source = stores.primary_for(lineage)
     replica_engine = stores.engine(replica)
@@ -401,25 +402,31 @@ def _replicate_lineage(
             except _Stopped:
                 pass  # whatever was committed stays; the rest is applied by the next pass
         if run.moved:
-            _register(stores, replica, lineage, run.cursor)
+            _register(stores, replica, lineage, run.cursor, registered)
     return list(run.runs.values())
 
 
-#: (replica, lineage) -> when its position was last registered (monotonic seconds).
-_REGISTERED: dict[tuple[str, str], float] = {}
-#: Register a replica's position at most this often: a SQLite pass must not queue for
-#: the application store's write lock every time (a late registration only keeps a
-#: little more log; trimming stays below the true position).
+#: ``follow`` registers a replica's position at most this often: its passes must not
+#: queue for a SQLite application store's write lock every time (a late registration
+#: only keeps a little more log; trimming stays below the true position).
 REGISTER_EVERY_SECONDS = 10.0
 
 
-def _register(stores: Stores, replica: Store, lineage: str, cursor: Cursor) -> None:
-    key = (replica.identity, lineage)
+def _register(
+    stores: Stores,
+    replica: Store,
+    lineage: str,
+    cursor: Cursor,
+    registered: dict[str, float] | None,
+) -> None:
+    """Record the position, unless *registered* (a ``follow`` loop's lineage -> last
+    registration time) says it was recorded less than REGISTER_EVERY_SECONDS ago."""
     now = time.monotonic()
-    if now - _REGISTERED.get(key, -REGISTER_EVERY_SECONDS) < REGISTER_EVERY_SECONDS:
-        return
+    if registered is not None:
+        if now - registered.get(lineage, -REGISTER_EVERY_SECONDS) < REGISTER_EVERY_SECONDS:
+            return
+        registered[lineage] = now
     _record_reader(stores, replica, lineage, cursor)
-    _REGISTERED[key] = now
 
 
 def _record_reader(stores: Stores, replica: Store, lineage: str, cursor: Cursor) -> None:
@@ -446,8 +453,10 @@ def replicate_once(
     batch_size: int = DEFAULT_BATCH,
     progress: Callable[[str, int], None] | None = None,
     stop: Stop | None = None,
+    registered: dict[str, float] | None = None,
 ) -> list[TableRun]:
-    """Apply every change logged since the last pass to the replica; one pass."""
+    """Apply every change logged since the last pass to the replica; one pass (its
+    position registered unless *registered*, a ``follow`` loop's, says it just was)."""
     if batch_size < 1:
         raise ConfigurationError(
             "batch size must be at least 1", hint="Pass --batch-size 1 or more."
@@ -461,7 +470,7 @@ def replicate_once(
             break
         if _logical(stores, lineage):
             continue
-        runs += _replicate_lineage(stores, lineage, replica, batch_size, stop, progress)
+        runs += _replicate_lineage(stores, lineage, replica, batch_size, stop, progress, registered)
     return runs
 
 
@@ -481,11 +490,12 @@ def follow(
     read-only) is reported to it and retried at the next interval instead of ending
     the loop; schema and configuration errors always end it."""
     stop = stop or Stop()
+    registered: dict[str, float] = {}
     done = 0
     while (cycles is None or done < cycles) and not stop.is_set():
         started = time.monotonic()
         try:
-            runs = replicate_once(stores, batch_size=batch_size, stop=stop)
+            runs = replicate_once(stores, batch_size=batch_size, stop=stop, registered=registered)
         except StoreError as exc:  # busy, unreachable, read-only: try again next time
             if isinstance(exc, SchemaVersionError) or on_error is None:
                 raise
