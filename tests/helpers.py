@@ -144,7 +144,7 @@ def make_user(engine: Engine, name: str = "alice") -> int:
 
 
 def make_agent(engine: Engine, agent_id: str = "agent-1", agent_type: str = "analyst") -> str:
-    """An active agent row, its id (a plain ORM insert; ``services.agents`` has its tests)."""
+    """An active agent row, its id (a plain ORM insert; ``cryptotrading.agents`` has its tests)."""
     with unit_of_work(engine) as session:
         session.add(A2AAgent(agent_id=agent_id, agent_type=agent_type))
     return agent_id

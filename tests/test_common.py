@@ -29,7 +29,7 @@ from cryptotrading.models.intelligence import (
     TradingDecision,
 )
 from cryptotrading.models.trading import PortfolioPosition, TradingOrder
-from cryptotrading.services import agents
+from cryptotrading import agents
 from cryptotrading.trading.orders import ORDER_FIELDS
 from cryptotrading.trading.portfolio import POSITION_FIELDS
 

@@ -7,9 +7,11 @@ from cryptotrading.db.session import unit_of_work
 from cryptotrading.errors import (
     AuthenticationError,
     ConfigurationError,
+    ConflictError,
     CryptotradingError,
     DataDirError,
     IntegrityViolationError,
+    LeaseLostError,
     NotFoundError,
     SchemaVersionError,
     StoreBusyError,
@@ -29,9 +31,11 @@ __version__ = "0.1.0"
 __all__ = [
     "AuthenticationError",
     "ConfigurationError",
+    "ConflictError",
     "CryptotradingError",
     "DataDirError",
     "IntegrityViolationError",
+    "LeaseLostError",
     "MarketStore",
     "NotFoundError",
     "SchemaVersionError",

@@ -18,6 +18,8 @@ driver errors are translated into this tree once, at the database boundary
     │   └── StoreBusyError          lock not obtained in time
     ├── ValidationError             bad input data, nothing written
     ├── NotFoundError               a named object does not exist
+    ├── ConflictError               the object's state forbids the change
+    │   └── LeaseLostError          a message's lease passed to another delivery
     ├── AuthenticationError         password or API key rejected
     └── VaultError                  vault locked (wrong master key) or ciphertext altered
 """
@@ -97,6 +99,24 @@ class NotFoundError(CryptotradingError):
 
     exit_code = 6
     default_hint = "Check the name; list what exists with the matching `list` or `info` command."
+
+
+class ConflictError(CryptotradingError):
+    """The object exists but its current state forbids the change (a finished
+    execution, a message already settled)."""
+
+    exit_code = 9
+    default_hint = "Show the object's current state and act on that."
+
+
+class LeaseLostError(ConflictError):
+    """A consumer settled a message whose lease had passed to a later delivery: another
+    consumer holds it now, so this consumer's outcome is discarded."""
+
+    default_hint = (
+        "Process messages within their lease (extend it for long work) and make the "
+        "processing idempotent: the message is being delivered again."
+    )
 
 
 class AuthenticationError(CryptotradingError):

@@ -94,6 +94,51 @@ class Settings(BaseSettings):
     retention_messages_days: float = Field(
         default=7.0, ge=0, description="Days processed a2a_messages are kept (0: forever)."
     )
+    retention_processed_keys_days: float = Field(
+        default=7.0,
+        ge=0,
+        description="Days a consumer's processed idempotency keys are kept (0: forever); "
+        "a redelivery inside the window is never processed twice.",
+    )
+    retention_dead_letters_days: float = Field(
+        default=0.0,
+        ge=0,
+        description="Days dead-lettered and expired a2a_messages are kept (0: until redriven "
+        "or purged by hand).",
+    )
+    a2a_open_messaging: bool = Field(
+        default=False,
+        description="Let any two active agents message each other (default: only agents "
+        "with an active a2a_connections row).",
+    )
+    a2a_max_payload_bytes: int = Field(
+        default=256 * 1024, ge=2, description="Largest message payload (compact JSON bytes)."
+    )
+    a2a_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Visibility timeout: a claimed message not acknowledged within it is "
+        "delivered again.",
+    )
+    a2a_max_attempts: int = Field(
+        default=5, ge=1, description="Deliveries of a message before it is dead-lettered."
+    )
+    a2a_backoff_base_seconds: float = Field(
+        default=1.0, ge=0, description="Retry delay after the first failed delivery (doubles)."
+    )
+    a2a_backoff_max_seconds: float = Field(
+        default=300.0, ge=0, description="Longest retry delay of a negatively acknowledged message."
+    )
+    agent_memory_limit: int = Field(
+        default=1000,
+        ge=1,
+        description="Memories kept per agent; storing more evicts the least relevant.",
+    )
+    agent_memory_half_life_hours: float = Field(
+        default=168.0,
+        gt=0,
+        description="Hours after which an untouched agent memory counts half as relevant.",
+    )
     retention_quality_days: float = Field(
         default=180.0, ge=0, description="Days data_quality_metrics rows are kept (0: forever)."
     )

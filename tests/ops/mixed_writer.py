@@ -38,7 +38,7 @@ from cryptotrading.market.backend import BatchMark
 from cryptotrading.market.candles import to_candles
 from cryptotrading.market.store import MarketStore
 from cryptotrading.models.agents import A2AAgent
-from cryptotrading.services import agents
+from cryptotrading import agents
 from cryptotrading.services.cache import Cache
 from cryptotrading.settings import load_settings
 from cryptotrading.stores import Stores

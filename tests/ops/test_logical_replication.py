@@ -30,7 +30,7 @@ from cryptotrading.market.store import MarketStore
 from cryptotrading.models import APP_LINEAGE, MARKET_LINEAGE
 from cryptotrading.ops import logical_replication
 from cryptotrading.ops.replicated import replicated_tables
-from cryptotrading.services import agents
+from cryptotrading import agents
 from cryptotrading.settings import Settings
 from cryptotrading.stores import Stores
 from tests.helpers import (

@@ -38,7 +38,7 @@ from cryptotrading.models import TimeSeries, metadata
 from cryptotrading.ops import changelog, replica_verify, replication
 from cryptotrading.ops.replicated import LINEAGES, replicated_tables
 from cryptotrading.security.users import UserService
-from cryptotrading.services import agents
+from cryptotrading import agents
 from cryptotrading.services.cache import Cache
 from cryptotrading.settings import Settings
 from cryptotrading.stores import Stores

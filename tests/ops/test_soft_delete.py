@@ -28,7 +28,8 @@ from cryptotrading.models import (
 )
 from cryptotrading.ops import replication, scheduler, soft_delete
 from cryptotrading.security.users import UserService
-from cryptotrading.services import agents, memory
+from cryptotrading import agents
+from cryptotrading.services import memory
 from cryptotrading.stores import Stores
 from cryptotrading.trading.orders import submit_order
 from tests.helpers import SettingsFactory, count_rows, invoke, invoke_json, make_agent, make_user

@@ -9,9 +9,10 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from cryptotrading import agents
 from cryptotrading.models.agents import A2AAgent, AgentContext, AgentMemory
 from cryptotrading.models.code import CodeFile, Issue
-from cryptotrading.services import agents, code_scan, memory
+from cryptotrading.services import code_scan, memory
 from tests.helpers import count_rows
 
 THREADS = 4

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from cryptotrading.common import vectors as embeddings
 from cryptotrading.common.clock import utcnow
 from cryptotrading.errors import NotFoundError, ValidationError
 from cryptotrading.models.memory import (
@@ -19,7 +20,7 @@ from cryptotrading.models.memory import (
     MemoryFragment,
     SemanticMemory,
 )
-from cryptotrading.services import embeddings, memory
+from cryptotrading.services import memory
 from tests.helpers import count_rows, make_user
 
 

@@ -9,6 +9,7 @@ import typer
 # Modules that add commands to the groups below when imported (backup, replicate).
 from cryptotrading.cli import backup_pitr, replicate_logical, replicate_verify  # noqa: F401
 from cryptotrading.cli._common import State, command_group
+from cryptotrading.cli.agents import agents_app
 from cryptotrading.cli.backup import backup_app
 from cryptotrading.cli.db import db_app, init
 from cryptotrading.cli.decisions import decisions_app
@@ -56,6 +57,7 @@ app.add_typer(backup_app, name="backup")
 app.add_typer(replicate_app, name="replicate")
 app.add_typer(ops_app, name="ops")
 app.command("health")(health)
+app.add_typer(agents_app, name="agents")
 app.add_typer(services_app, name="services")
 
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine
+from sqlalchemy import text as sql_text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -122,3 +123,10 @@ def read_session(engine: Engine, where: str = "database") -> Iterator[Session]:
     lock, so readers never queue behind the write lock); driver errors translated."""
     with unit_of_work(engine.execution_options(**{READ_ONLY: True}), where) as session:
         yield session
+
+
+def serialise(session: Session, name: str) -> None:
+    """Serialise writers of *name* until the transaction ends: an advisory lock on
+    PostgreSQL; on SQLite the ``BEGIN IMMEDIATE`` write lock already does."""
+    if session.connection().dialect.name == "postgresql":
+        session.execute(sql_text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})

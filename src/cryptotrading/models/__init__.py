@@ -46,6 +46,9 @@ from cryptotrading.models.caching import CacheEntry, FeatureCache, HistoricalDat
 from cryptotrading.models.code import CodeFile, CodeMetric, Issue
 from cryptotrading.models.extensions import (
     EXTENSIONS,
+    A2AProcessedKey,
+    A2AWorkflowStep,
+    A2AWorkflowVersion,
     ChangeLog,
     Extension,
     IngestionBatch,
@@ -93,8 +96,11 @@ __all__ = [
     "A2AAgent",
     "A2AConnection",
     "A2AMessage",
+    "A2AProcessedKey",
     "A2AWorkflow",
     "A2AWorkflowExecution",
+    "A2AWorkflowStep",
+    "A2AWorkflowVersion",
     "AIAnalysis",
     "AIInsight",
     "AgentContext",
@@ -154,7 +160,7 @@ metadata: MetaData = Base.metadata
 LINEAGES: tuple[str, ...] = (APP_LINEAGE, MARKET_LINEAGE)
 
 #: The spec's schema versions, oldest first.
-SCHEMA_VERSIONS: tuple[str, ...] = ("1.0.0", "1.5.0", "2.0.0", "2.1.0", "2.2.0", "2.3.0")
+SCHEMA_VERSIONS: tuple[str, ...] = ("1.0.0", "1.5.0", "2.0.0", "2.1.0", "2.2.0", "2.3.0", "2.4.0")
 
 
 def _module_tables(module: object) -> tuple[str, ...]:

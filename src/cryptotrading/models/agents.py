@@ -19,6 +19,8 @@ from cryptotrading.models._common import (
 )
 
 AGENT_FK = "a2a_agents.agent_id"
+#: Columns added by schema 2.4.0 (the durable queue).
+SINCE_2_4 = {"since": "2.4.0"}
 
 
 class A2AAgent(IdMixin, TimestampMixin, SoftDeleteMixin, Base):
@@ -53,13 +55,16 @@ class A2AConnection(IdMixin, TimestampMixin, Base):
 
 
 class A2AMessage(IdMixin, CreatedAtMixin, Base):
-    """A message from one agent to another."""
+    """A message from one agent to another, and its delivery state (2.4.0: leases,
+    attempts, retries, dead letters, expiry, delayed delivery, FIFO groups)."""
 
     __tablename__ = "a2a_messages"
     __table_args__ = table_args(
         "1.0.0",
         Index(None, "sender_id", "receiver_id"),
         Index(None, "receiver_id", "status"),
+        Index(None, "receiver_id", "group_key", "status"),
+        Index(None, "status", "lease_expires_at"),
     )
 
     message_id: Mapped[str] = mapped_column(String(64), unique=True)
@@ -72,6 +77,22 @@ class A2AMessage(IdMixin, CreatedAtMixin, Base):
     correlation_id: Mapped[str | None] = mapped_column(String(64))
     delivered_at: Mapped[datetime | None]
     processed_at: Mapped[datetime | None]
+    #: Messages of one receiver sharing a group key are delivered one at a time, in order.
+    group_key: Mapped[str | None] = mapped_column(String(128), info=SINCE_2_4)
+    #: The receiver processes a key once (``a2a_processed_keys``), whatever the redeliveries.
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), info=SINCE_2_4)
+    #: Deliveries so far; after ``max_attempts`` a failed delivery dead-letters the message.
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0", info=SINCE_2_4)
+    max_attempts: Mapped[int] = mapped_column(default=5, server_default="5", info=SINCE_2_4)
+    #: Not delivered before this time (delayed delivery, retry backoff).
+    not_before: Mapped[datetime | None] = mapped_column(info=SINCE_2_4)
+    #: Not delivered after this time (TTL): the message becomes ``expired``.
+    expires_at: Mapped[datetime | None] = mapped_column(info=SINCE_2_4)
+    #: While ``delivered``: the lease (visibility timeout) and its receipt token.
+    lease_expires_at: Mapped[datetime | None] = mapped_column(info=SINCE_2_4)
+    receipt: Mapped[str | None] = mapped_column(String(36), info=SINCE_2_4)
+    last_error: Mapped[str | None] = mapped_column(Text, info=SINCE_2_4)
+    dead_lettered_at: Mapped[datetime | None] = mapped_column(info=SINCE_2_4)
 
 
 class A2AWorkflow(IdMixin, TimestampMixin, SoftDeleteMixin, Base):
@@ -114,7 +135,7 @@ class AgentContext(IdMixin, TimestampMixin, Base):
     agent_id: Mapped[str] = mapped_column(String(128), ForeignKey(AGENT_FK, ondelete="CASCADE"))
     context_type: Mapped[str] = mapped_column(String(64))
     context_data: Mapped[dict[str, Any]]
-    expires_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None] = mapped_column(info=SINCE_2_4)
 
 
 class AgentMemory(IdMixin, TimestampMixin, Base):

@@ -6,12 +6,21 @@ is replicated, backed up and derived (rebuildable from other tables).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import BigInteger, Index, Integer, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cryptotrading.models._common import APP_LINEAGE, MARKET_LINEAGE, Base, table_args
+from cryptotrading.models._common import (
+    APP_LINEAGE,
+    MARKET_LINEAGE,
+    Base,
+    CreatedAtMixin,
+    IdMixin,
+    TimestampMixin,
+    table_args,
+)
 
 #: A 64-bit sequence that SQLite numbers with AUTOINCREMENT (never reused after a trim).
 _SEQ = BigInteger().with_variant(Integer(), "sqlite")
@@ -120,6 +129,70 @@ class ReplicaReader(Base):
     updated_at: Mapped[int] = mapped_column(BigInteger)
 
 
+class A2AWorkflowVersion(IdMixin, CreatedAtMixin, Base):
+    """Every definition a workflow has had (2.4.0): an execution runs the version it
+    started with, whatever is defined later."""
+
+    __tablename__ = "a2a_workflow_versions"
+    __table_args__ = table_args("2.4.0", UniqueConstraint("workflow_id", "version"))
+
+    workflow_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("a2a_workflows.workflow_id", ondelete="CASCADE")
+    )
+    version: Mapped[int]
+    name: Mapped[str | None] = mapped_column(String(128))
+    definition: Mapped[dict[str, Any]]
+
+
+class A2AWorkflowStep(IdMixin, TimestampMixin, Base):
+    """One step of one execution (2.4.0): status, attempts, timing, the message that
+    asked for it and the reply's output, recorded by the workflow runner."""
+
+    __tablename__ = "a2a_workflow_steps"
+    __table_args__ = table_args(
+        "2.4.0", UniqueConstraint("execution_id", "step_id"), Index(None, "status", "deadline_at")
+    )
+
+    execution_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("a2a_workflow_executions.execution_id", ondelete="CASCADE")
+    )
+    step_id: Mapped[str] = mapped_column(String(64))
+    #: waiting, sent, completed, failed, cancelled
+    status: Mapped[str] = mapped_column(String(20), default="waiting")
+    agent_id: Mapped[str | None] = mapped_column(String(128))
+    attempts: Mapped[int] = mapped_column(default=0)
+    #: Matches the reply to this step (the request message's correlation id).
+    correlation_id: Mapped[str] = mapped_column(String(64), unique=True)
+    message_id: Mapped[str | None] = mapped_column(String(64))
+    input_data: Mapped[dict[str, Any] | None]
+    output_data: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None]
+    #: While ``sent``: when the attempt times out; while ``waiting`` after a failed
+    #: attempt: when the next one may be sent.
+    deadline_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+
+
+class A2AProcessedKey(IdMixin, Base):
+    """An idempotency key a consumer has processed (2.4.0), written in the transaction
+    of the processing and the acknowledgement: a redelivered message is acknowledged
+    with the stored result instead of being processed twice."""
+
+    __tablename__ = "a2a_processed_keys"
+    __table_args__ = table_args(
+        "2.4.0", UniqueConstraint("consumer_id", "idempotency_key"), Index(None, "processed_at")
+    )
+
+    consumer_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("a2a_agents.agent_id", ondelete="CASCADE")
+    )
+    idempotency_key: Mapped[str] = mapped_column(String(128))
+    message_id: Mapped[str] = mapped_column(String(64))
+    result: Mapped[dict[str, Any] | None]
+    processed_at: Mapped[datetime]
+
+
 class Extension(NamedTuple):
     """Why a table beyond the spec exists and how operations treat it."""
 
@@ -171,6 +244,28 @@ EXTENSIONS: dict[str, Extension] = {
         "2.2.0",
         "registered replicas and their positions: the change log is trimmed below them",
         replicated=False,
+        backed_up=True,
+        derived=False,
+    ),
+    "a2a_workflow_versions": Extension(
+        "2.4.0",
+        "every definition a workflow has had: an execution runs the version it started with",
+        replicated=True,
+        backed_up=True,
+        derived=False,
+    ),
+    "a2a_workflow_steps": Extension(
+        "2.4.0",
+        "each step of each workflow execution: status, attempts, timing, request and output",
+        replicated=True,
+        backed_up=True,
+        derived=False,
+    ),
+    "a2a_processed_keys": Extension(
+        "2.4.0",
+        "idempotency keys a consumer has processed, committed with the processing: "
+        "exactly-once effects over at-least-once delivery",
+        replicated=True,
         backed_up=True,
         derived=False,
     ),

@@ -23,6 +23,7 @@ import numpy as np
 from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.orm import Session
 
+from cryptotrading.common import vectors as embeddings
 from cryptotrading.common.checks import document, integer, number, optional_text, text
 from cryptotrading.common.clock import maybe_utc, utcnow
 from cryptotrading.db import unit_of_work
@@ -36,7 +37,6 @@ from cryptotrading.models.memory import (
     SemanticMemory,
 )
 from cryptotrading.models.users import User
-from cryptotrading.services import embeddings
 from cryptotrading.services._common import WHERE, read_session
 
 ROLES = ("user", "assistant", "system", "tool")

@@ -6,19 +6,19 @@ from __future__ import annotations
 import sys
 import time
 
+from cryptotrading.agents import acknowledge, claim_messages
 from cryptotrading.db import create_store_engine
-from cryptotrading.services.agents import acknowledge, claim_messages
 
 
-def main(url: str, receiver: str) -> None:
+def main(url: str, receiver: str, lease: str) -> None:
     engine = create_store_engine(url)
     while True:
-        for message in claim_messages(engine, receiver, limit=1):
+        for message in claim_messages(engine, receiver, limit=1, lease_seconds=float(lease)):
             time.sleep(0.002)  # the work; a kill here leaves the message delivered
-            acknowledge(engine, message.message_id)
+            acknowledge(engine, message.message_id, message.receipt)
         sys.stdout.write(".")
         sys.stdout.flush()
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:4])

@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from cryptotrading.agents import claim_messages
 from cryptotrading.db import create_store_engine
-from cryptotrading.services.agents import claim_messages
 
 
 def main(url: str, receiver: str, start_file: str) -> None:

@@ -40,6 +40,6 @@ def unpack(blob: bytes) -> Vector:
     if len(blob) % 4:
         raise ValidationError(
             f"stored embedding has {len(blob)} bytes, not a multiple of 4",
-            hint="Re-store the embedding with cryptotrading.services.embeddings.pack().",
+            hint="Re-store the embedding with cryptotrading.common.vectors.pack().",
         )
     return np.frombuffer(blob, dtype="<f4")

@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,8 +14,9 @@ import pytest
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
+from cryptotrading import agents
 from cryptotrading.common.clock import utcnow
-from cryptotrading.errors import NotFoundError, ValidationError
+from cryptotrading.errors import ConflictError, NotFoundError, ValidationError
 from cryptotrading.models.agents import (
     A2AAgent,
     A2AConnection,
@@ -24,7 +26,6 @@ from cryptotrading.models.agents import (
     AgentContext,
     AgentMemory,
 )
-from cryptotrading.services import agents
 from cryptotrading.stores import Stores
 from tests.helpers import count_rows
 
@@ -35,6 +36,7 @@ WORKER = Path(__file__).with_name("claim_worker.py")
 def pair(app_engine: Engine) -> tuple[str, str]:
     agents.register_agent(app_engine, "trader-1", "trader", capabilities=["trade", "analyze"])
     agents.register_agent(app_engine, "analyst-1", "analyst", name="Analyst")
+    agents.connect_agents(app_engine, "trader-1", "analyst-1")
     return "trader-1", "analyst-1"
 
 
@@ -94,13 +96,13 @@ def test_connect_agents_idempotent(app_engine: Engine, pair: tuple[str, str]) ->
     link = agents.connect_agents(app_engine, *pair, protocol="grpc")
     again = agents.connect_agents(app_engine, pair[1], pair[0], protocol="grpc")
     assert link.id == again.id and link.established_at is not None
-    assert count_rows(app_engine, A2AConnection) == 1
-    assert [c.id for c in agents.connections_of(app_engine, pair[1])] == [link.id]
+    assert count_rows(app_engine, A2AConnection) == 2  # the fixture's "a2a" link and this
+    assert [c.id for c in agents.connections_of(app_engine, pair[1])][-1] == link.id
     with pytest.raises(ValidationError, match="itself"):
         agents.connect_agents(app_engine, pair[0], pair[0])
     with pytest.raises(NotFoundError):
         agents.connect_agents(app_engine, pair[0], "ghost")
-    assert count_rows(app_engine, A2AConnection) == 1
+    assert count_rows(app_engine, A2AConnection) == 2
 
 
 def test_send_claim_acknowledge(app_engine: Engine, pair: tuple[str, str]) -> None:
@@ -117,7 +119,7 @@ def test_send_claim_acknowledge(app_engine: Engine, pair: tuple[str, str]) -> No
     rest = agents.claim_messages(app_engine, analyst)
     assert [m.message_id for m in rest] == [later_low.message_id]
     assert agents.claim_messages(app_engine, analyst) == []
-    with pytest.raises(ValidationError, match="not been delivered"):
+    with pytest.raises(ConflictError, match="pending, not delivered"):
         fresh = agents.send_message(app_engine, analyst, trader, {"reply": True})
         agents.acknowledge(app_engine, fresh.message_id)
     done = agents.acknowledge(app_engine, high.message_id)
@@ -148,15 +150,17 @@ def test_send_rejects_bad_input_and_writes_nothing(
     assert count_rows(app_engine, A2AMessage) == 0
 
 
-def test_requeue_stale_deliveries(app_engine: Engine, pair: tuple[str, str]) -> None:
+def test_expired_leases_are_requeued(app_engine: Engine, pair: tuple[str, str]) -> None:
     trader, analyst = pair
     sent = agents.send_message(app_engine, trader, analyst, {"x": 1})
     agents.claim_messages(app_engine, analyst)
-    assert agents.requeue_stale(app_engine, older_than=timedelta(minutes=5)) == 0
+    assert agents.requeue_expired(app_engine).requeued == 0
     with Session(app_engine) as session, session.begin():
-        session.execute(update(A2AMessage).values(delivered_at=utcnow() - timedelta(minutes=10)))
-    assert agents.requeue_stale(app_engine, older_than=timedelta(minutes=5)) == 1
-    assert [m.message_id for m in agents.claim_messages(app_engine, analyst)] == [sent.message_id]
+        past = utcnow() - timedelta(minutes=10)
+        session.execute(update(A2AMessage).values(lease_expires_at=past))
+    assert agents.requeue_expired(app_engine).requeued == 1
+    (again,) = agents.claim_messages(app_engine, analyst)
+    assert again.message_id == sent.message_id and again.attempts == 2
 
 
 @pytest.mark.slow
@@ -192,44 +196,38 @@ def test_two_processes_never_claim_the_same_message(
     assert agents.list_messages(app_engine, analyst, status="pending") == []
 
 
+def _steps(*names: str) -> dict[str, object]:
+    return {"steps": [{"id": name, "agent": "worker"} for name in names]}
+
+
 def test_workflow_versions_and_executions(app_engine: Engine) -> None:
-    wf = agents.define_workflow(app_engine, "rebalance", {"steps": ["a", "b"]}, name="Rebalance")
+    wf = agents.define_workflow(app_engine, "rebalance", _steps("a", "b"), name="Rebalance")
     assert wf.version == 1
-    assert (
-        agents.define_workflow(
-            app_engine, "rebalance", {"steps": ["a", "b"]}, name="Rebalance"
-        ).version
-        == 1
-    )
+    again = agents.define_workflow(app_engine, "rebalance", _steps("a", "b"), name="Rebalance")
+    assert again.version == 1
     run1 = agents.start_execution(app_engine, "rebalance", {"budget": 100})
     assert run1.workflow_version == 1 and run1.status == "running" and run1.started_at
-    assert (
-        agents.define_workflow(
-            app_engine, "rebalance", {"steps": ["a", "b", "c"]}, name="Rebalance"
-        ).version
-        == 2
-    )
+    changed = agents.define_workflow(app_engine, "rebalance", _steps("a", "b", "c"), name="R")
+    assert changed.version == 2
     run2 = agents.start_execution(app_engine, "rebalance")
     assert run2.workflow_version == 2
-    done = agents.complete_execution(app_engine, run1.execution_id, {"orders": 3})
-    assert done.status == "completed" and done.result_data == {"orders": 3} and done.completed_at
-    failed = agents.fail_execution(
-        app_engine, run2.execution_id, "exchange down", {"partial": True}
-    )
-    assert failed.status == "failed" and failed.error == "exchange down"
-    with pytest.raises(ValidationError, match="already completed"):
-        agents.fail_execution(app_engine, run1.execution_id, "late")
+    assert agents.workflow_version(app_engine, "rebalance", 1).definition == _steps("a", "b")
+    shown = agents.show_execution(app_engine, run2.execution_id)
+    assert [s["step_id"] for s in shown.steps] == ["a", "b", "c"]
+    assert all(s["status"] == "waiting" for s in shown.steps)
+    cancelled = agents.cancel_execution(app_engine, run1.execution_id, reason="not needed")
+    assert cancelled.status == "cancelled" and cancelled.completed_at
+    with pytest.raises(ConflictError, match="already cancelled"):
+        agents.cancel_execution(app_engine, run1.execution_id)
     with pytest.raises(NotFoundError):
-        agents.complete_execution(app_engine, "nope")
+        agents.cancel_execution(app_engine, "nope")
     with pytest.raises(NotFoundError):
         agents.start_execution(app_engine, "unknown")
     with pytest.raises(ValidationError):
         agents.define_workflow(app_engine, "bad", ["not", "a", "dict"])  # type: ignore[arg-type]
-    with pytest.raises(ValidationError):
-        agents.fail_execution(app_engine, run2.execution_id, "")
     assert count_rows(app_engine, A2AWorkflow) == 1
     assert count_rows(app_engine, A2AWorkflowExecution) == 2
-    assert agents.get_workflow(app_engine, "rebalance").definition == {"steps": ["a", "b", "c"]}
+    assert agents.get_workflow(app_engine, "rebalance").definition == _steps("a", "b", "c")
 
 
 def test_contexts_expire(app_engine: Engine, pair: tuple[str, str]) -> None:
@@ -273,6 +271,7 @@ def test_agent_memory_importance_and_access(app_engine: Engine, pair: tuple[str,
 
 
 ACK_WORKER = Path(__file__).with_name("ack_worker.py")
+LEASE = 0.5  # the worker's lease (seconds)
 
 
 @pytest.mark.slow
@@ -280,13 +279,13 @@ def test_consumer_killed_loses_no_message(
     stores: Stores, app_engine: Engine, pair: tuple[str, str]
 ) -> None:
     """SIGKILL a consumer mid-stream: every message is still there, at most the one in
-    flight is left delivered, and requeue_stale + a new consumer finish the rest."""
+    flight is left delivered, and once its lease passes a new consumer finishes the rest."""
     trader, analyst = pair
     sent = [
         agents.send_message(app_engine, trader, analyst, {"i": i}).message_id for i in range(150)
     ]
     worker = subprocess.Popen(
-        [sys.executable, str(ACK_WORKER), stores.app.url, analyst],
+        [sys.executable, str(ACK_WORKER), stores.app.url, analyst, str(LEASE)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -300,7 +299,7 @@ def test_consumer_killed_loses_no_message(
     assert statuses.count("pending") + statuses.count("delivered") + statuses.count(
         "processed"
     ) == len(sent)
-    agents.requeue_stale(app_engine, older_than=timedelta(0))
+    time.sleep(LEASE)
     while batch := agents.claim_messages(app_engine, analyst, limit=50):
         for message in batch:
             agents.acknowledge(app_engine, message.message_id)

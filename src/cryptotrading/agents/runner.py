@@ -1,0 +1,498 @@
+"""The workflow runner: moves running executions on, one recorded transition at a time.
+
+A pass (:meth:`WorkflowRunner.run_once`) does three things, each transition in its own
+transaction so a runner killed at any moment resumes from what is recorded:
+
+1. **Replies.** It claims the replies in its inbox; for each, in one transaction, the
+   step matched by correlation id is recorded ``completed`` with the reply's output (or
+   its attempt failed, for an error reply) and the reply is acknowledged -- a reply is
+   recorded once, however often it is delivered. When the last step completes, the
+   execution completes with its ``result_data`` in that transaction.
+2. **Timeouts.** A ``sent`` step past its deadline has failed that attempt.
+3. **Dispatch.** Each ``waiting`` step whose dependencies have completed (and whose
+   retry delay has passed) is sent to its agent -- the request message and the step's
+   new state in one transaction. The request carries the idempotency key
+   ``<execution>:<step>``, so an agent processing with
+   :func:`~cryptotrading.agents.processing.process` performs the step once even when it
+   is sent again after a timeout.
+
+A failed attempt is retried after ``backoff_seconds * 2**(attempt-1)`` until the step's
+``max_attempts``; then the step fails and so does the execution, naming it. Step agents
+answer with :func:`reply_in` (or run :func:`serve_steps`).
+
+The runner is itself an agent (default id ``workflow-runner``); unless messaging is
+open, connect it to every agent its workflows use.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, exists, or_, select
+from sqlalchemy.orm import Session
+
+from cryptotrading.agents._common import WHERE, read_session
+from cryptotrading.agents.claims import claim_messages
+from cryptotrading.agents.messages import Outgoing, enqueue
+from cryptotrading.agents.policy import DEFAULT_POLICY, QueuePolicy
+from cryptotrading.agents.processing import Processed, process
+from cryptotrading.agents.receiving import receive
+from cryptotrading.agents.registry import list_agents, register_agent
+from cryptotrading.agents.wakeup import EXECUTIONS_CHANNEL, waiter
+from cryptotrading.agents.workflow_spec import MissingValue, Step, Workflow, parse, resolve
+from cryptotrading.agents.workflows import finish
+from cryptotrading.common.clock import as_utc, utcnow
+from cryptotrading.common.views import AsDict
+from cryptotrading.db import unit_of_work
+from cryptotrading.errors import CryptotradingError
+from cryptotrading.models import A2AWorkflowStep, A2AWorkflowVersion
+from cryptotrading.models.agents import A2AMessage, A2AWorkflowExecution
+
+RUNNER_ID = "workflow-runner"
+REPLY_RESULT = "workflow.result"
+REPLY_ERROR = "workflow.error"
+
+
+class StepError(Exception):
+    """Raised by a step's work to answer the runner with an error (the attempt fails and
+    is retried per the step's policy) instead of giving the message back."""
+
+
+@dataclass(frozen=True)
+class RunnerPass(AsDict):
+    """What one pass of the runner did."""
+
+    replies: int = 0
+    timeouts: int = 0
+    dispatched: int = 0
+    finished: int = 0
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.replies or self.timeouts or self.dispatched or self.finished)
+
+
+def reply_in(
+    session: Session,
+    request: A2AMessage,
+    *,
+    output: dict[str, Any] | None = None,
+    error: str | None = None,
+    policy: QueuePolicy = DEFAULT_POLICY,
+) -> A2AMessage:
+    """Answer a step request inside the caller's transaction (the one that performs the
+    step and acknowledges the request, see :func:`serve_steps`)."""
+    payload: dict[str, Any] = {"error": error} if error is not None else {"output": output or {}}
+    kind = REPLY_ERROR if error is not None else REPLY_RESULT
+    out = Outgoing(
+        receiver_id=request.sender_id,
+        payload=payload,
+        message_type=kind,
+        correlation_id=request.correlation_id,
+    )
+    (sent,) = enqueue(session, request.receiver_id, [out], policy=policy)
+    return sent
+
+
+#: A step agent's work: (session, the step's resolved input, the request) -> output.
+StepWork = Callable[[Session, dict[str, Any], A2AMessage], "dict[str, Any]"]
+
+
+def serve_steps(
+    engine: Engine,
+    agent_id: str,
+    work: StepWork,
+    *,
+    limit: int = 10,
+    wait_seconds: float = 0.0,
+    policy: QueuePolicy = DEFAULT_POLICY,
+) -> list[Processed]:
+    """One round of a step agent: receive step requests and, for each, perform *work*,
+    reply and acknowledge in one transaction (exactly once per step, see
+    :mod:`~cryptotrading.agents.processing`). *work* raising :class:`StepError` replies
+    with the error; any other exception gives the request back for redelivery."""
+
+    def handler(session: Session, message: A2AMessage) -> dict[str, Any]:
+        given = message.payload.get("input")
+        try:
+            output = work(session, given if isinstance(given, dict) else {}, message)
+        except StepError as failure:
+            reply_in(session, message, error=str(failure) or "step failed", policy=policy)
+            return {"error": str(failure)}
+        reply_in(session, message, output=output, policy=policy)
+        return {"output": output}
+
+    return [
+        process(engine, message, handler, policy=policy)
+        for message in receive(
+            engine, agent_id, limit=limit, wait_seconds=wait_seconds, policy=policy
+        )
+    ]
+
+
+class WorkflowRunner:
+    """Runs the steps of every running execution (see the module doc)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        runner_id: str = RUNNER_ID,
+        *,
+        policy: QueuePolicy = DEFAULT_POLICY,
+        batch: int = 100,
+    ) -> None:
+        self.engine = engine
+        self.runner_id = runner_id
+        self.policy = policy
+        self.batch = batch
+        self._specs: dict[tuple[str, int], Workflow | str] = {}
+
+    def register(self) -> None:
+        """Register (or reactivate) the runner's agent."""
+        register_agent(self.engine, self.runner_id, "workflow-runner", capabilities=["workflows"])
+
+    # ------------------------------------------------------------------ definitions
+
+    def _spec(self, session: Session, execution: A2AWorkflowExecution) -> Workflow | str:
+        """The parsed definition the execution runs, or why it cannot run."""
+        key = (execution.workflow_id, execution.workflow_version or 0)
+        if key not in self._specs:
+            version = session.scalar(
+                select(A2AWorkflowVersion).where(
+                    A2AWorkflowVersion.workflow_id == key[0], A2AWorkflowVersion.version == key[1]
+                )
+            )
+            if version is None:
+                self._specs[key] = f"workflow {key[0]!r} has no version {key[1]}"
+            else:
+                try:
+                    self._specs[key] = parse(version.definition)
+                except CryptotradingError as error:
+                    self._specs[key] = f"workflow {key[0]!r} version {key[1]} is invalid: {error}"
+        return self._specs[key]
+
+    # ------------------------------------------------------------------------ a pass
+
+    def run_once(self) -> RunnerPass:
+        """One pass: replies, timeouts, dispatch (see the module doc)."""
+        replies = self._collect()
+        timeouts = self._expire()
+        dispatched, finished = self._dispatch()
+        return RunnerPass(replies, timeouts, dispatched, finished)
+
+    def run(
+        self,
+        *,
+        stop: Callable[[], bool] = lambda: False,
+        idle_seconds: float = 1.0,
+        on_pass: Callable[[RunnerPass], None] | None = None,
+    ) -> None:
+        """Pass after pass until *stop* returns true; when idle, wait for a reply, a new
+        execution or the next deadline (at most *idle_seconds*)."""
+        self.register()
+        with waiter(self.engine, self.runner_id, EXECUTIONS_CHANNEL) as sleeper:
+            while not stop():
+                done = self.run_once()
+                if on_pass is not None:
+                    on_pass(done)
+                if done.busy:
+                    continue
+                wake = self._next_deadline()
+                pause = idle_seconds
+                if wake is not None:
+                    pause = min(pause, max(0.0, (wake - utcnow()).total_seconds()) + 0.001)
+                sleeper.wait(pause)
+
+    def run_until_idle(
+        self, *, timeout: float = 60.0, step_agents: Callable[[], int] | None = None
+    ) -> None:
+        """Passes until no execution is running or *timeout* seconds pass (tests and
+        examples: *step_agents* runs one round of the agents in this process)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done = self.run_once()
+            served = step_agents() if step_agents is not None else 0
+            if not done.busy and not served and not self._running():
+                return
+            if not done.busy and not served:
+                time.sleep(0.01)
+
+    # ------------------------------------------------------------------------ replies
+
+    def _collect(self) -> int:
+        messages = claim_messages(self.engine, self.runner_id, limit=self.batch, policy=self.policy)
+        for message in messages:
+            process(self.engine, message, self._record_reply, policy=self.policy)
+        return len(messages)
+
+    def _record_reply(self, session: Session, reply: A2AMessage) -> dict[str, Any]:
+        step = session.scalar(
+            select(A2AWorkflowStep)
+            .where(A2AWorkflowStep.correlation_id == reply.correlation_id)
+            .with_for_update()
+        )
+        if step is None or step.status not in ("sent", "waiting"):
+            return {"ignored": "no step is waiting for this reply"}
+        execution = self._locked_execution(session, step.execution_id)
+        if execution.status != "running":
+            return {"ignored": f"execution is {execution.status}"}
+        if reply.message_type == REPLY_ERROR or "error" in reply.payload:
+            self._attempt_failed(session, execution, step, str(reply.payload.get("error")))
+            return {"step": step.step_id, "status": step.status}
+        output = reply.payload.get("output")
+        step.status = "completed"
+        step.output_data = output if isinstance(output, dict) else {"value": output}
+        step.error = None
+        step.completed_at = utcnow()
+        step.deadline_at = None
+        session.flush()
+        self._maybe_complete(session, execution)
+        return {"step": step.step_id, "status": "completed"}
+
+    def _locked_execution(self, session: Session, execution_id: str) -> A2AWorkflowExecution:
+        return session.scalars(
+            select(A2AWorkflowExecution)
+            .where(A2AWorkflowExecution.execution_id == execution_id)
+            .with_for_update()
+        ).one()
+
+    def _steps(self, session: Session, execution_id: str) -> dict[str, A2AWorkflowStep]:
+        rows = session.scalars(
+            select(A2AWorkflowStep).where(A2AWorkflowStep.execution_id == execution_id)
+        )
+        return {row.step_id: row for row in rows}
+
+    def _maybe_complete(self, session: Session, execution: A2AWorkflowExecution) -> bool:
+        steps = self._steps(session, execution.execution_id)
+        if any(step.status != "completed" for step in steps.values()):
+            return False
+        spec = self._spec(session, execution)
+        if isinstance(spec, str):
+            finish(session, execution, "failed", error=spec)
+            return True
+        outputs = {name: step.output_data for name, step in steps.items()}
+        try:
+            if spec.result is not None:
+                result = resolve(spec.result, execution.input_data or {}, outputs)
+            else:
+                needed = {need for step in spec.steps for need in step.needs}
+                result = {s.id: outputs[s.id] for s in spec.steps if s.id not in needed}
+        except MissingValue as missing:
+            finish(
+                session,
+                execution,
+                "failed",
+                error=f"the result refers to {missing}, which no step output holds",
+            )
+            return True
+        finish(
+            session,
+            execution,
+            "completed",
+            result=result if isinstance(result, dict) else {"value": result},
+        )
+        return True
+
+    # ---------------------------------------------------------------------- failures
+
+    def _attempt_failed(
+        self,
+        session: Session,
+        execution: A2AWorkflowExecution,
+        step: A2AWorkflowStep,
+        error: str,
+    ) -> None:
+        spec = self._spec(session, execution)
+        now = utcnow()
+        step.error = error[:10_000]
+        if isinstance(spec, str):
+            finish(session, execution, "failed", error=spec)
+            return
+        rule = spec.step(step.step_id)
+        if step.attempts < rule.max_attempts:
+            step.status = "waiting"
+            delay = rule.backoff_seconds * 2 ** max(step.attempts - 1, 0)
+            step.deadline_at = now + timedelta(seconds=delay)
+            return
+        step.status = "failed"
+        step.completed_at = now
+        step.deadline_at = None
+        session.flush()
+        finish(
+            session,
+            execution,
+            "failed",
+            error=f"step {step.step_id!r} failed after {step.attempts} attempt(s): {error}"[
+                :10_000
+            ],
+        )
+
+    def _expire(self) -> int:
+        now = utcnow()
+        with read_session(self.engine) as session:
+            late = session.scalars(
+                select(A2AWorkflowStep.id)
+                .where(A2AWorkflowStep.status == "sent", A2AWorkflowStep.deadline_at <= now)
+                .order_by(A2AWorkflowStep.deadline_at)
+                .limit(self.batch)
+            ).all()
+        count = 0
+        for step_id in late:
+            with unit_of_work(self.engine, WHERE) as session:
+                step = session.scalar(
+                    select(A2AWorkflowStep)
+                    .where(A2AWorkflowStep.id == step_id)
+                    .with_for_update(skip_locked=True)
+                )
+                if step is None or step.status != "sent" or as_utc(step.deadline_at) > now:
+                    continue
+                execution = self._locked_execution(session, step.execution_id)
+                if execution.status != "running":
+                    continue
+                rule = self._spec(session, execution)
+                seconds = (
+                    rule.step(step.step_id).timeout_seconds if not isinstance(rule, str) else 0
+                )
+                self._attempt_failed(
+                    session,
+                    execution,
+                    step,
+                    f"timed out after {seconds:g}s (attempt {step.attempts})",
+                )
+                count += 1
+        return count
+
+    # ----------------------------------------------------------------------- dispatch
+
+    def _dispatch(self) -> tuple[int, int]:
+        now = utcnow()
+        ready_step = exists().where(
+            A2AWorkflowStep.execution_id == A2AWorkflowExecution.execution_id,
+            A2AWorkflowStep.status == "waiting",
+            or_(A2AWorkflowStep.deadline_at.is_(None), A2AWorkflowStep.deadline_at <= now),
+        )
+        with read_session(self.engine) as session:
+            running = session.scalars(
+                select(A2AWorkflowExecution.execution_id)
+                .where(A2AWorkflowExecution.status == "running", ready_step)
+                .order_by(A2AWorkflowExecution.id)
+                .limit(self.batch)
+            ).all()
+        sent = finished = 0
+        for execution_id in running:
+            with unit_of_work(self.engine, WHERE) as session:
+                execution = self._locked_execution(session, execution_id)
+                if execution.status != "running":
+                    continue
+                spec = self._spec(session, execution)
+                if isinstance(spec, str):
+                    finish(session, execution, "failed", error=spec)
+                    finished += 1
+                    continue
+                steps = self._steps(session, execution_id)
+                for rule in spec.steps:
+                    row = steps.get(rule.id)
+                    if row is None or row.status != "waiting" or execution.status != "running":
+                        continue
+                    if row.deadline_at is not None and as_utc(row.deadline_at) > now:
+                        continue
+                    if any(steps[need].status != "completed" for need in rule.needs):
+                        continue
+                    sent += self._send(session, execution, rule, row, steps, now)
+                if execution.status != "running":
+                    finished += 1
+        return sent, finished
+
+    def _send(
+        self,
+        session: Session,
+        execution: A2AWorkflowExecution,
+        rule: Step,
+        row: A2AWorkflowStep,
+        steps: dict[str, A2AWorkflowStep],
+        now: datetime,
+    ) -> int:
+        outputs = {name: step.output_data for name, step in steps.items()}
+        try:
+            given = resolve(rule.input, execution.input_data or {}, outputs)
+        except MissingValue as missing:
+            row.status = "failed"
+            row.error = f"input {missing} is missing"
+            row.completed_at = now
+            session.flush()
+            finish(
+                session, execution, "failed", error=f"step {rule.id!r}: input {missing} is missing"
+            )
+            return 0
+        row.attempts += 1
+        agent = rule.agent or self._pick(rule.capability or "", row.attempts)
+        if agent is None:
+            self._attempt_failed(
+                session, execution, row, f"no active agent offers capability {rule.capability!r}"
+            )
+            return 0
+        deadline = now + timedelta(seconds=rule.timeout_seconds)
+        request = Outgoing(
+            receiver_id=agent,
+            payload={
+                "execution_id": execution.execution_id,
+                "workflow_id": execution.workflow_id,
+                "step_id": rule.id,
+                "attempt": row.attempts,
+                "input": given,
+            },
+            message_type=rule.message_type,
+            correlation_id=row.correlation_id,
+            idempotency_key=f"{execution.execution_id}:{rule.id}",
+            expires_at=deadline,
+        )
+        try:
+            with session.begin_nested():
+                (message,) = enqueue(session, self.runner_id, [request], policy=self.policy)
+        except CryptotradingError as error:
+            self._attempt_failed(session, execution, row, f"cannot send to {agent!r}: {error}")
+            return 0
+        row.status = "sent"
+        row.agent_id = agent
+        row.message_id = message.message_id
+        row.input_data = given if isinstance(given, dict) else {"value": given}
+        row.started_at = row.started_at or now
+        row.deadline_at = deadline
+        row.error = None
+        return 1
+
+    def _pick(self, capability: str, attempt: int) -> str | None:
+        """An active agent offering *capability*; successive attempts rotate."""
+        offering = [a.agent_id for a in list_agents(self.engine, capability=capability)]
+        offering = [a for a in offering if a != self.runner_id]
+        return offering[(attempt - 1) % len(offering)] if offering else None
+
+    # ------------------------------------------------------------------------ helpers
+
+    def _running(self) -> bool:
+        with read_session(self.engine) as session:
+            return (
+                session.scalar(
+                    select(A2AWorkflowExecution.id)
+                    .where(A2AWorkflowExecution.status == "running")
+                    .limit(1)
+                )
+                is not None
+            )
+
+    def _next_deadline(self) -> datetime | None:
+        with read_session(self.engine) as session:
+            found = session.scalar(
+                select(A2AWorkflowStep.deadline_at)
+                .where(
+                    A2AWorkflowStep.status.in_(("sent", "waiting")),
+                    A2AWorkflowStep.deadline_at.is_not(None),
+                )
+                .order_by(A2AWorkflowStep.deadline_at)
+                .limit(1)
+            )
+        return None if found is None else as_utc(found)

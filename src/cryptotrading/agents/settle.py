@@ -1,0 +1,177 @@
+"""Settling a delivered message: acknowledge it, give it back with an error (retried
+after a backoff, dead-lettered after its last attempt), or extend its lease.
+
+Every call names the delivery by the *receipt* its claim returned. A receipt stays
+valid until the message is claimed again, so a consumer whose lease ran out may still
+settle it as long as no other consumer has taken it; once another has, the call
+raises :class:`~cryptotrading.errors.LeaseLostError`. Without a receipt (the CLI's
+``agents ack ID``) the current delivery is settled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from cryptotrading.agents._common import WHERE
+from cryptotrading.agents.policy import DEFAULT_POLICY, QueuePolicy
+from cryptotrading.common.checks import number, text
+from cryptotrading.common.clock import utcnow
+from cryptotrading.common.views import AsDict
+from cryptotrading.db import unit_of_work
+from cryptotrading.errors import ConflictError, LeaseLostError, NotFoundError
+from cryptotrading.models.agents import A2AMessage
+
+#: States a message can be settled from by the holder of its last receipt.
+SETTLEABLE = ("delivered", "pending", "dead")
+
+
+def locked_message(session: Session, message_id: str) -> A2AMessage:
+    """The message, row-locked on PostgreSQL, else NotFoundError."""
+    message = session.scalar(
+        select(A2AMessage).where(A2AMessage.message_id == message_id).with_for_update()
+    )
+    if message is None:
+        raise NotFoundError(
+            f"message {str(message_id)[:80]!r} does not exist",
+            hint="Use the message_id a claim returned (`cryptotrading agents receive`).",
+        )
+    return message
+
+
+def check_receipt(message: A2AMessage, receipt: str | None) -> None:
+    """Refuse to settle *message* unless *receipt* names its current delivery."""
+    if receipt is None:
+        if message.status != "delivered":
+            raise ConflictError(
+                f"message {message.message_id} is {message.status}, not delivered",
+                hint="Claim it first (`cryptotrading agents receive`), then settle it.",
+            )
+        return
+    if message.receipt != receipt or message.status not in SETTLEABLE:
+        raise LeaseLostError(
+            f"message {message.message_id} was delivered again (attempt {message.attempts}, "
+            f"now {message.status}): this delivery's receipt is no longer valid"
+        )
+
+
+def ack_in(session: Session, message: A2AMessage, receipt: str | None) -> A2AMessage:
+    """Acknowledge *message* inside the caller's transaction (idempotent)."""
+    if message.status == "processed" and (receipt is None or receipt == message.receipt):
+        return message
+    check_receipt(message, receipt)
+    message.status = "processed"
+    message.processed_at = utcnow()
+    message.lease_expires_at = None
+    message.dead_lettered_at = None
+    return message
+
+
+def acknowledge(engine: Engine, message_id: str, receipt: str | None = None) -> A2AMessage:
+    """Mark the delivery ``processed``: it will not be delivered again."""
+    with unit_of_work(engine, WHERE) as session:
+        return ack_in(session, locked_message(session, message_id), receipt)
+
+
+@dataclass(frozen=True)
+class AckResult(AsDict):
+    """Outcome of :func:`acknowledge_many`."""
+
+    acked: int
+    lost: list[str] = field(default_factory=list)  # message ids whose lease was lost
+
+
+def acknowledge_many(engine: Engine, deliveries: Iterable[A2AMessage]) -> AckResult:
+    """Acknowledge claimed messages in one transaction (by their receipts); those
+    redelivered meanwhile are reported in ``lost``, the rest acknowledged."""
+    wanted = {m.message_id: m.receipt for m in deliveries}
+    if not wanted:
+        return AckResult(0)
+    now = utcnow()
+    lost: list[str] = []
+    acked = 0
+    with unit_of_work(engine, WHERE) as session:
+        rows = session.scalars(
+            select(A2AMessage)
+            .where(A2AMessage.message_id.in_(list(wanted)))
+            .order_by(A2AMessage.id)
+            .with_for_update()
+        )
+        seen: set[str] = set()
+        for message in rows:
+            seen.add(message.message_id)
+            if message.status == "processed" and message.receipt == wanted[message.message_id]:
+                acked += 1
+            elif message.receipt == wanted[message.message_id] and message.status in SETTLEABLE:
+                message.status = "processed"
+                message.processed_at = now
+                message.lease_expires_at = None
+                message.dead_lettered_at = None
+                acked += 1
+            else:
+                lost.append(message.message_id)
+        lost.extend(set(wanted) - seen)
+    return AckResult(acked, sorted(lost))
+
+
+def nack_in(
+    session: Session,
+    message: A2AMessage,
+    receipt: str | None,
+    reason: str,
+    *,
+    delay_seconds: float | None,
+    policy: QueuePolicy,
+) -> A2AMessage:
+    """:func:`nack` inside the caller's transaction."""
+    check_receipt(message, receipt)
+    now = utcnow()
+    message.last_error = reason
+    message.lease_expires_at = None
+    if message.attempts >= message.max_attempts:
+        message.status = "dead"
+        message.dead_lettered_at = now
+        return message
+    delay = policy.backoff(message.attempts) if delay_seconds is None else delay_seconds
+    message.status = "pending"
+    message.not_before = now + timedelta(seconds=delay)
+    return message
+
+
+def nack(
+    engine: Engine,
+    message_id: str,
+    receipt: str | None = None,
+    *,
+    reason: str,
+    delay_seconds: float | None = None,
+    policy: QueuePolicy = DEFAULT_POLICY,
+) -> A2AMessage:
+    """Give a delivery back with *reason*: it is delivered again after *delay_seconds*
+    (default: the policy's exponential backoff with jitter), or, when this was its last
+    attempt, it becomes a dead letter keeping *reason* as ``last_error``."""
+    why = text(reason, "reason", limit=10_000)
+    delay = None if delay_seconds is None else number(delay_seconds, "delay", low=0, high=10**7)
+    with unit_of_work(engine, WHERE) as session:
+        message = locked_message(session, message_id)
+        return nack_in(session, message, receipt, why, delay_seconds=delay, policy=policy)
+
+
+def extend_lease(
+    engine: Engine, message_id: str, receipt: str | None, *, seconds: float
+) -> A2AMessage:
+    """Keep a delivery for *seconds* more from now (long processing)."""
+    extra = number(seconds, "lease seconds", low=0.001, high=7 * 86_400)
+    with unit_of_work(engine, WHERE) as session:
+        message = locked_message(session, message_id)
+        check_receipt(message, receipt)
+        if message.status != "delivered":
+            raise LeaseLostError(
+                f"message {message.message_id}'s lease has passed (now {message.status})"
+            )
+        message.lease_expires_at = utcnow() + timedelta(seconds=extra)
+        return message
