@@ -6,34 +6,44 @@ transaction so a runner killed at any moment resumes from what is recorded:
 1. **Replies.** It claims the replies in its inbox; for each, in one transaction, the
    step matched by correlation id is recorded ``completed`` with the reply's output (or
    its attempt failed, for an error reply) and the reply is acknowledged -- a reply is
-   recorded once, however often it is delivered. When the last step completes, the
-   execution completes with its ``result_data`` in that transaction.
+   recorded once, however often it is delivered. A late reply (the step timed out and
+   was sent again, or waits for its retry) still completes the step; an error reply
+   for an attempt that is no longer the current one is ignored. When the last step
+   completes, the execution completes with its ``result_data`` in that transaction.
 2. **Timeouts.** A ``sent`` step past its deadline has failed that attempt.
 3. **Dispatch.** Each ``waiting`` step whose dependencies have completed (and whose
-   retry delay has passed) is sent to its agent -- the request message and the step's
-   new state in one transaction. The request carries the idempotency key
-   ``<execution>:<step>``, so an agent processing with
-   :func:`~cryptotrading.agents.processing.process` performs the step once even when it
-   is sent again after a timeout.
+   retry delay has passed) is sent to its agent (a capability's agents take successive
+   attempts in turn) -- the request message and the step's new state in one
+   transaction. The request carries the idempotency key
+   ``<execution>:<step>:<correlation id>``: an agent processing with
+   :func:`~cryptotrading.agents.processing.process` (as :func:`serve_steps` does)
+   performs the step once even when it is sent again after a timeout, and answers the
+   repeat with its recorded reply. After an *error* reply the step gets a new
+   correlation id, hence a new key: the work failed, so the retry must run it again.
 
 A failed attempt is retried after ``backoff_seconds * 2**(attempt-1)`` until the step's
 ``max_attempts``; then the step fails and so does the execution, naming it. Step agents
-answer with :func:`reply_in` (or run :func:`serve_steps`).
+answer with :func:`reply_in` (or run :func:`serve_steps`). When an execution ends, the
+requests still queued for it are withdrawn (``expired``); replies that arrive later are
+acknowledged and ignored.
 
-The runner is itself an agent (default id ``workflow-runner``); unless messaging is
-open, connect it to every agent its workflows use.
+Several runners may run at once (same runner id, so any of them takes the replies):
+each transition locks its execution first, so a step is never sent twice by two
+runners. The runner is itself an agent (default id ``workflow-runner``); unless
+messaging is open, connect it to every agent its workflows use.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, exists, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from cryptotrading.agents._common import WHERE, read_session
 from cryptotrading.agents.claims import claim_messages
@@ -44,7 +54,7 @@ from cryptotrading.agents.receiving import receive
 from cryptotrading.agents.registry import list_agents, register_agent
 from cryptotrading.agents.wakeup import EXECUTIONS_CHANNEL, waiter
 from cryptotrading.agents.workflow_spec import MissingValue, Step, Workflow, parse, resolve
-from cryptotrading.agents.workflows import finish
+from cryptotrading.agents.workflows import finish, withdraw
 from cryptotrading.common.clock import as_utc, utcnow
 from cryptotrading.common.views import AsDict
 from cryptotrading.db import unit_of_work
@@ -55,6 +65,9 @@ from cryptotrading.models.agents import A2AMessage, A2AWorkflowExecution
 RUNNER_ID = "workflow-runner"
 REPLY_RESULT = "workflow.result"
 REPLY_ERROR = "workflow.error"
+#: Deliveries of a reply before it is dead-lettered: only a runner bug fails a reply,
+#: while every runner killed holding it uses one delivery.
+REPLY_MAX_ATTEMPTS = 1000
 
 
 class StepError(Exception):
@@ -85,14 +98,19 @@ def reply_in(
     policy: QueuePolicy = DEFAULT_POLICY,
 ) -> A2AMessage:
     """Answer a step request inside the caller's transaction (the one that performs the
-    step and acknowledges the request, see :func:`serve_steps`)."""
+    step and acknowledges the request, see :func:`serve_steps`): ``{"output": ...}`` or
+    ``{"error": ...}``, with the request's attempt number."""
     payload: dict[str, Any] = {"error": error} if error is not None else {"output": output or {}}
+    attempt = request.payload.get("attempt")
+    if isinstance(attempt, int) and not isinstance(attempt, bool):
+        payload["attempt"] = attempt
     kind = REPLY_ERROR if error is not None else REPLY_RESULT
     out = Outgoing(
         receiver_id=request.sender_id,
         payload=payload,
         message_type=kind,
         correlation_id=request.correlation_id,
+        max_attempts=REPLY_MAX_ATTEMPTS,
     )
     (sent,) = enqueue(session, request.receiver_id, [out], policy=policy)
     return sent
@@ -114,24 +132,45 @@ def serve_steps(
     """One round of a step agent: receive step requests and, for each, perform *work*,
     reply and acknowledge in one transaction (exactly once per step, see
     :mod:`~cryptotrading.agents.processing`). *work* raising :class:`StepError` replies
-    with the error; any other exception gives the request back for redelivery."""
+    with the error and keeps none of its writes; any other exception gives the request
+    back for redelivery. A request already processed (sent again after a timeout) is
+    answered again with the recorded reply, without running *work*."""
 
     def handler(session: Session, message: A2AMessage) -> dict[str, Any]:
         given = message.payload.get("input")
         try:
-            output = work(session, given if isinstance(given, dict) else {}, message)
+            with session.begin_nested():  # a StepError rolls back the work's writes
+                output = work(session, given if isinstance(given, dict) else {}, message)
         except StepError as failure:
-            reply_in(session, message, error=str(failure) or "step failed", policy=policy)
-            return {"error": str(failure)}
+            error = str(failure) or "step failed"
+            reply_in(session, message, error=error, policy=policy)
+            return {"error": error}
         reply_in(session, message, output=output, policy=policy)
         return {"output": output}
 
-    return [
-        process(engine, message, handler, policy=policy)
-        for message in receive(
-            engine, agent_id, limit=limit, wait_seconds=wait_seconds, policy=policy
-        )
-    ]
+    done: list[Processed] = []
+    for message in receive(engine, agent_id, limit=limit, wait_seconds=wait_seconds, policy=policy):
+        outcome = process(engine, message, handler, policy=policy)
+        if outcome.status == "duplicate" and outcome.result is not None:
+            _reply_again(engine, message, outcome.result, policy)
+        done.append(outcome)
+    return done
+
+
+def _reply_again(
+    engine: Engine, request: A2AMessage, recorded: dict[str, Any], policy: QueuePolicy
+) -> None:
+    """Answer a repeated request with the reply recorded when it was processed (the
+    runner may not have it: it timed out, or the reply was dead-lettered)."""
+    error = recorded.get("error")
+    output = recorded.get("output")
+    with unit_of_work(engine, WHERE) as session:
+        if isinstance(error, str):
+            reply_in(session, request, error=error, policy=policy)
+        else:
+            reply_in(
+                session, request, output=output if isinstance(output, dict) else {}, policy=policy
+            )
 
 
 class WorkflowRunner:
@@ -230,18 +269,37 @@ class WorkflowRunner:
         return len(messages)
 
     def _record_reply(self, session: Session, reply: A2AMessage) -> dict[str, Any]:
+        if reply.correlation_id is None:
+            return {"ignored": "the reply has no correlation id"}
+        found = session.scalar(
+            select(A2AWorkflowStep.execution_id).where(
+                A2AWorkflowStep.correlation_id == reply.correlation_id
+            )
+        )
+        if found is None:
+            return {"ignored": "no step is waiting for this reply"}
+        # Lock order everywhere: the execution, then its steps (no deadlock between runners).
+        execution = self._locked_execution(session, found)
         step = session.scalar(
             select(A2AWorkflowStep)
             .where(A2AWorkflowStep.correlation_id == reply.correlation_id)
             .with_for_update()
+            .execution_options(populate_existing=True)
         )
         if step is None or step.status not in ("sent", "waiting"):
             return {"ignored": "no step is waiting for this reply"}
-        execution = self._locked_execution(session, step.execution_id)
         if execution.status != "running":
             return {"ignored": f"execution is {execution.status}"}
         if reply.message_type == REPLY_ERROR or "error" in reply.payload:
-            self._attempt_failed(session, execution, step, str(reply.payload.get("error")))
+            attempt = reply.payload.get("attempt")
+            if isinstance(attempt, int) and attempt != step.attempts:
+                return {"ignored": f"error reply of attempt {attempt}, now {step.attempts}"}
+            error = str(reply.payload.get("error"))[:10_000]
+            if step.status == "waiting":  # the attempt timed out already: keep its backoff
+                step.error = error
+                step.correlation_id = str(uuid.uuid4())
+            else:
+                self._attempt_failed(session, execution, step, error, fresh_key=True)
             return {"step": step.step_id, "status": step.status}
         output = reply.payload.get("output")
         step.status = "completed"
@@ -249,6 +307,8 @@ class WorkflowRunner:
         step.error = None
         step.completed_at = utcnow()
         step.deadline_at = None
+        if step.message_id is not None:
+            withdraw(session, [step.message_id], "the step completed")  # a repeat still queued
         session.flush()
         self._maybe_complete(session, execution)
         return {"step": step.step_id, "status": "completed"}
@@ -305,10 +365,17 @@ class WorkflowRunner:
         execution: A2AWorkflowExecution,
         step: A2AWorkflowStep,
         error: str,
+        *,
+        fresh_key: bool = False,
     ) -> None:
+        """The current attempt failed: retry after the backoff, or fail the step and the
+        execution. *fresh_key*: the agent answered with an error, so the retry gets a
+        new correlation id and idempotency key (its work must run again)."""
         spec = self._spec(session, execution)
         now = utcnow()
         step.error = error[:10_000]
+        if fresh_key:
+            step.correlation_id = str(uuid.uuid4())
         if isinstance(spec, str):
             finish(session, execution, "failed", error=spec)
             return
@@ -334,24 +401,22 @@ class WorkflowRunner:
     def _expire(self) -> int:
         now = utcnow()
         with read_session(self.engine) as session:
-            late = session.scalars(
-                select(A2AWorkflowStep.id)
+            late = session.execute(
+                select(A2AWorkflowStep.id, A2AWorkflowStep.execution_id)
                 .where(A2AWorkflowStep.status == "sent", A2AWorkflowStep.deadline_at <= now)
                 .order_by(A2AWorkflowStep.deadline_at)
                 .limit(self.batch)
             ).all()
         count = 0
-        for step_id in late:
+        for step_id, execution_id in late:
             with unit_of_work(self.engine, WHERE) as session:
+                execution = self._locked_execution(session, execution_id)
+                if execution.status != "running":
+                    continue
                 step = session.scalar(
-                    select(A2AWorkflowStep)
-                    .where(A2AWorkflowStep.id == step_id)
-                    .with_for_update(skip_locked=True)
+                    select(A2AWorkflowStep).where(A2AWorkflowStep.id == step_id).with_for_update()
                 )
                 if step is None or step.status != "sent" or as_utc(step.deadline_at) > now:
-                    continue
-                execution = self._locked_execution(session, step.execution_id)
-                if execution.status != "running":
                     continue
                 rule = self._spec(session, execution)
                 seconds = (
@@ -368,22 +433,55 @@ class WorkflowRunner:
 
     # ----------------------------------------------------------------------- dispatch
 
-    def _dispatch(self) -> tuple[int, int]:
-        now = utcnow()
-        ready_step = exists().where(
-            A2AWorkflowStep.execution_id == A2AWorkflowExecution.execution_id,
-            A2AWorkflowStep.status == "waiting",
-            or_(A2AWorkflowStep.deadline_at.is_(None), A2AWorkflowStep.deadline_at <= now),
+    def _ready(self, now: datetime) -> list[str]:
+        """Running executions with a step to send now (read without locks; each is
+        checked again under its lock), at most :attr:`batch`, oldest first."""
+        waiting = aliased(A2AWorkflowStep)
+        due = exists().where(
+            waiting.execution_id == A2AWorkflowExecution.execution_id,
+            waiting.status == "waiting",
+            or_(waiting.deadline_at.is_(None), waiting.deadline_at <= now),
         )
         with read_session(self.engine) as session:
-            running = session.scalars(
-                select(A2AWorkflowExecution.execution_id)
-                .where(A2AWorkflowExecution.status == "running", ready_step)
+            rows = session.execute(
+                select(
+                    A2AWorkflowExecution,
+                    A2AWorkflowStep.step_id,
+                    A2AWorkflowStep.status,
+                    A2AWorkflowStep.deadline_at,
+                )
+                .join(
+                    A2AWorkflowStep,
+                    A2AWorkflowStep.execution_id == A2AWorkflowExecution.execution_id,
+                )
+                .where(A2AWorkflowExecution.status == "running", due)
                 .order_by(A2AWorkflowExecution.id)
-                .limit(self.batch)
             ).all()
+            states: dict[str, dict[str, str]] = {}
+            executions: dict[str, A2AWorkflowExecution] = {}
+            for execution, step_id, status, deadline in rows:
+                executions[execution.execution_id] = execution
+                if status == "waiting" and deadline is not None and as_utc(deadline) > now:
+                    status = "backing off"
+                states.setdefault(execution.execution_id, {})[step_id] = status
+            ready: list[str] = []
+            for execution_id, steps in states.items():
+                spec = self._spec(session, executions[execution_id])
+                # Blocked executions are skipped here, so they never hold back others.
+                if isinstance(spec, str) or any(
+                    steps.get(rule.id) == "waiting"
+                    and all(steps.get(need) == "completed" for need in rule.needs)
+                    for rule in spec.steps
+                ):
+                    ready.append(execution_id)
+                    if len(ready) >= self.batch:
+                        break
+        return ready
+
+    def _dispatch(self) -> tuple[int, int]:
+        now = utcnow()
         sent = finished = 0
-        for execution_id in running:
+        for execution_id in self._ready(now):
             with unit_of_work(self.engine, WHERE) as session:
                 execution = self._locked_execution(session, execution_id)
                 if execution.status != "running":

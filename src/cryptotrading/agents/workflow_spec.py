@@ -17,11 +17,14 @@ A string value beginning with ``$input`` or ``$steps.<id>`` is a reference (a do
 path into the execution's input or an earlier step's output; ``$$`` escapes a literal
 ``$``). A step runs once every step it references or lists in ``after`` has completed.
 Saving refuses unknown step references, cycles, undeclared inputs, duplicate ids and
-malformed fields with a :class:`~cryptotrading.errors.ValidationError` naming the step.
+malformed fields with a :class:`~cryptotrading.errors.ValidationError` naming the step;
+so is a definition of more than :data:`MAX_STEPS` steps, nested deeper than
+:data:`MAX_DEPTH` levels or larger than :data:`MAX_BYTES` as JSON.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +38,9 @@ DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_BACKOFF_SECONDS = 1.0
 HINT = "Fix the workflow definition; see docs/agents.md#workflow-definitions."
 STEP_KEYS = {"id", "agent", "capability", "input", "after", "timeout_seconds", "retry", "type"}
+MAX_STEPS = 1000
+MAX_DEPTH = 64
+MAX_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -68,16 +74,39 @@ def _bad(message: str) -> ValidationError:
     return ValidationError(message, hint=HINT)
 
 
+def _short(value: str) -> str:
+    """*value* quoted for an error message, at most 64 characters of it."""
+    return repr(value if len(value) <= 64 else value[:61] + "...")
+
+
 def references(value: Any) -> list[tuple[str, tuple[str, ...]]]:
-    """The references in *value*: (``input`` or ``steps``, path) pairs."""
-    if isinstance(value, dict):
-        return [ref for item in value.values() for ref in references(item)]
-    if isinstance(value, list):
-        return [ref for item in value for ref in references(item)]
-    if isinstance(value, str) and value.startswith("$") and not value.startswith("$$"):
-        root, *path = value[1:].split(".")
-        return [(root, tuple(path))]
-    return []
+    """The references in *value*: (``input`` or ``steps``, path) pairs, in order."""
+    found: list[tuple[str, tuple[str, ...]]] = []
+    pending = [value]  # iterative: a deep value cannot exhaust the interpreter's stack
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            pending.extend(reversed(item))
+        elif isinstance(item, str) and item.startswith("$") and not item.startswith("$$"):
+            root, *path = item[1:].split(".")
+            found.append((root, tuple(path)))
+    return found
+
+
+def _depth(value: Any) -> int:
+    """How deeply *value* nests objects and arrays (a scalar: 0)."""
+    deepest, pending = 0, [(value, 0)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level + 1)
+            if deepest > MAX_DEPTH:
+                return deepest
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _number(step: str, field: str, value: Any, low: float, high: float) -> float:
@@ -90,17 +119,23 @@ def _step(raw: Any, position: int) -> Step:
     if not isinstance(raw, dict):
         raise _bad(f"step #{position + 1} is not an object")
     step_id = raw.get("id")
-    if not isinstance(step_id, str) or not STEP_ID.match(step_id):
+    if not isinstance(step_id, str) or not STEP_ID.fullmatch(step_id):
         raise _bad(f"step #{position + 1} has no valid id (letters, digits, '-', '_'; at most 48)")
     unknown = sorted(set(raw) - STEP_KEYS)
     if unknown:
-        raise _bad(f"step {step_id!r}: unknown field {unknown[0]!r}")
+        raise _bad(f"step {step_id!r}: unknown field {_short(unknown[0])}")
     agent, capability = raw.get("agent"), raw.get("capability")
     if (agent is None) == (capability is None):
         raise _bad(f"step {step_id!r} needs exactly one of 'agent' or 'capability'")
-    for field, value in (("agent", agent), ("capability", capability), ("type", raw.get("type"))):
-        if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 128):
-            raise _bad(f"step {step_id!r}: {field} must be a non-empty string")
+    for field, value, limit in (
+        ("agent", agent, 128),
+        ("capability", capability, 128),
+        ("type", raw.get("type"), 64),  # a message type
+    ):
+        if value is not None and (
+            not isinstance(value, str) or not value.strip() or len(value) > limit
+        ):
+            raise _bad(f"step {step_id!r}: {field} must be a non-empty string of at most {limit}")
     after = raw.get("after", [])
     if not isinstance(after, list) or not all(isinstance(a, str) for a in after):
         raise _bad(f"step {step_id!r}: 'after' must be a list of step ids")
@@ -133,51 +168,75 @@ def _check_refs(owner: str, value: Any, inputs: set[str], steps: set[str]) -> No
     for root, path in references(value):
         if root == "input":
             if path and path[0] not in inputs:
-                raise _bad(f"{owner} uses input {path[0]!r}, which 'inputs' does not declare")
+                raise _bad(f"{owner} uses input {_short(path[0])}, which 'inputs' does not declare")
         elif root == "steps":
             if not path or path[0] not in steps:
                 name = path[0] if path else ""
-                raise _bad(f"{owner} refers to unknown step {name!r}")
+                raise _bad(f"{owner} refers to unknown step {_short(name)}")
         else:
-            raise _bad(f"{owner} has a reference to {root!r}: use $input... or $steps.<id>...")
+            raise _bad(
+                f"{owner} has a reference to {_short(root)}: use $input... or $steps.<id>..."
+            )
 
 
 def _order(steps: dict[str, Step]) -> list[Step]:
-    """Steps in dependency order; a cycle is refused, naming its steps."""
+    """Steps in dependency order (each after what it needs, otherwise in definition
+    order); a cycle is refused, naming its steps."""
     done: list[Step] = []
-    state: dict[str, int] = {}  # 1: visiting, 2: done
-
-    def visit(step_id: str, trail: list[str]) -> None:
-        if state.get(step_id) == 2:
-            return
-        if state.get(step_id) == 1:
-            cycle = [*trail[trail.index(step_id) :], step_id]
-            raise _bad(f"steps form a cycle: {' -> '.join(cycle)}")
-        state[step_id] = 1
-        for need in steps[step_id].needs:
-            visit(need, [*trail, step_id])
-        state[step_id] = 2
-        done.append(steps[step_id])
-
-    for step_id in steps:
-        visit(step_id, [])
+    finished: set[str] = set()
+    for root in steps:
+        if root in finished:
+            continue
+        # Iterative depth-first search: the trail is the path being explored, each
+        # entry with the needs still to visit (a long chain cannot exhaust the stack).
+        trail: list[tuple[str, list[str]]] = [(root, list(steps[root].needs))]
+        on_trail = {root}
+        while trail:
+            step_id, needs = trail[-1]
+            if not needs:
+                trail.pop()
+                on_trail.discard(step_id)
+                finished.add(step_id)
+                done.append(steps[step_id])
+                continue
+            need = needs.pop(0)
+            if need in finished:
+                continue
+            if need in on_trail:
+                path = [entry for entry, _ in trail]
+                cycle = [*path[path.index(need) :], need]
+                if len(cycle) > 12:  # a long cycle: its first and last steps
+                    cycle = [*cycle[:6], f"... ({len(cycle) - 1} steps) ...", *cycle[-6:]]
+                raise _bad(f"steps form a cycle: {' -> '.join(cycle)}")
+            trail.append((need, list(steps[need].needs)))
+            on_trail.add(need)
     return done
 
 
 def parse(definition: Any) -> Workflow:
     """The validated :class:`Workflow` of a definition (see the module doc)."""
+    if _depth(definition) > MAX_DEPTH:
+        raise _bad(f"workflow definition is nested deeper than {MAX_DEPTH} levels")
     raw = required_document(definition, "workflow definition")
+    size = len(json.dumps(raw, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_BYTES:
+        raise _bad(f"workflow definition is {size} bytes as JSON, over {MAX_BYTES}")
     unknown = sorted(set(raw) - {"inputs", "steps", "result", "description"})
     if unknown:
-        raise _bad(f"workflow definition has an unknown field {unknown[0]!r}")
+        raise _bad(f"workflow definition has an unknown field {_short(unknown[0])}")
+    description = raw.get("description")
+    if description is not None and not isinstance(description, str):
+        raise _bad("'description' must be a string")
     inputs = raw.get("inputs", [])
-    if not isinstance(inputs, list) or not all(isinstance(i, str) and i for i in inputs):
-        raise _bad("'inputs' must be a list of input names")
+    if not isinstance(inputs, list) or not all(
+        isinstance(i, str) and i.strip() and "." not in i and len(i) <= 128 for i in inputs
+    ):
+        raise _bad("'inputs' must be a list of input names (no '.', at most 128 characters)")
     raw_steps = raw.get("steps")
     if not isinstance(raw_steps, list) or not raw_steps:
         raise _bad("a workflow needs a non-empty list of 'steps'")
-    if len(raw_steps) > 1000:
-        raise _bad("a workflow has at most 1000 steps")
+    if len(raw_steps) > MAX_STEPS:
+        raise _bad(f"a workflow has at most {MAX_STEPS} steps")
     steps: dict[str, Step] = {}
     for position, item in enumerate(raw_steps):
         step = _step(item, position)
@@ -189,7 +248,7 @@ def parse(definition: Any) -> Workflow:
         _check_refs(f"step {step.id!r}", step.input, set(inputs), names)
         for need in step.needs:
             if need not in names:
-                raise _bad(f"step {step.id!r} refers to unknown step {need!r}")
+                raise _bad(f"step {step.id!r} refers to unknown step {_short(need)}")
     _check_refs("the result", raw.get("result"), set(inputs), names)
     return Workflow(tuple(inputs), tuple(_order(steps)), raw.get("result"))
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
 
 from cryptotrading.agents._common import WHERE, read_session, serialise
 from cryptotrading.agents.wakeup import EXECUTIONS_CHANNEL, notify
@@ -25,7 +26,7 @@ from cryptotrading.common.views import AsDict, row_view
 from cryptotrading.db import unit_of_work
 from cryptotrading.errors import ConflictError, NotFoundError, ValidationError
 from cryptotrading.models import A2AWorkflowStep, A2AWorkflowVersion
-from cryptotrading.models.agents import A2AWorkflow, A2AWorkflowExecution
+from cryptotrading.models.agents import A2AMessage, A2AWorkflow, A2AWorkflowExecution
 
 EXECUTION_STATUSES = ("running", "completed", "failed", "cancelled")
 FINISHED = ("completed", "failed", "cancelled")
@@ -224,19 +225,28 @@ def cancel_execution(
 
 
 def finish(
-    session: Any,
+    session: Session,
     execution: A2AWorkflowExecution,
     status: str,
     *,
     result: dict[str, Any] | None = None,
     error: str | None = None,
 ) -> None:
-    """End *execution* with *status*; its unfinished steps are cancelled."""
+    """End *execution* with *status*; its unfinished steps are cancelled and their
+    requests still queued are withdrawn."""
     now = utcnow()
     execution.status = status
     execution.result_data = result
     execution.error = error
     execution.completed_at = now
+    queued = session.scalars(
+        select(A2AWorkflowStep.message_id).where(
+            A2AWorkflowStep.execution_id == execution.execution_id,
+            A2AWorkflowStep.status == "sent",
+            A2AWorkflowStep.message_id.is_not(None),
+        )
+    ).all()
+    withdraw(session, [m for m in queued if m is not None], f"workflow execution {status}")
     session.execute(
         update(A2AWorkflowStep)
         .where(
@@ -246,3 +256,17 @@ def finish(
         .values(status="cancelled", completed_at=now)
         .execution_options(synchronize_session=False)
     )
+
+
+def withdraw(session: Session, message_ids: list[str], reason: str) -> int:
+    """Inside the caller's transaction: the step requests *message_ids* that no agent
+    has claimed yet become ``expired`` with *reason* (the step needs them no more)."""
+    if not message_ids:
+        return 0
+    withdrawn = session.execute(
+        update(A2AMessage)
+        .where(A2AMessage.message_id.in_(message_ids), A2AMessage.status == "pending")
+        .values(status="expired", last_error=reason)
+        .execution_options(synchronize_session=False)
+    )
+    return int(withdrawn.rowcount)  # type: ignore[attr-defined]
