@@ -58,7 +58,7 @@ from cryptotrading.agents.workflows import finish, withdraw
 from cryptotrading.common.clock import as_utc, utcnow
 from cryptotrading.common.views import AsDict
 from cryptotrading.db import unit_of_work
-from cryptotrading.errors import CryptotradingError
+from cryptotrading.errors import CryptotradingError, LeaseLostError
 from cryptotrading.models import A2AWorkflowStep, A2AWorkflowVersion
 from cryptotrading.models.agents import A2AMessage, A2AWorkflowExecution
 
@@ -265,7 +265,10 @@ class WorkflowRunner:
     def _collect(self) -> int:
         messages = claim_messages(self.engine, self.runner_id, limit=self.batch, policy=self.policy)
         for message in messages:
-            process(self.engine, message, self._record_reply, policy=self.policy)
+            try:
+                process(self.engine, message, self._record_reply, policy=self.policy)
+            except LeaseLostError:
+                continue  # its lease ran out and another runner took it: that one records it
         return len(messages)
 
     def _record_reply(self, session: Session, reply: A2AMessage) -> dict[str, Any]:
@@ -545,7 +548,7 @@ class WorkflowRunner:
             },
             message_type=rule.message_type,
             correlation_id=row.correlation_id,
-            idempotency_key=f"{execution.execution_id}:{rule.id}",
+            idempotency_key=f"{execution.execution_id}:{rule.id}:{row.correlation_id}",
             expires_at=deadline,
         )
         try:
