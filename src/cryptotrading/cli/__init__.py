@@ -6,8 +6,15 @@ from pathlib import Path
 
 import typer
 
-# Modules that add commands to the groups below when imported (backup, replicate).
-from cryptotrading.cli import backup_pitr, replicate_logical, replicate_verify  # noqa: F401
+# Modules that add commands to the groups below when imported (backup, replicate, agents).
+from cryptotrading.cli import (  # noqa: F401
+    agents_messages,
+    agents_state,
+    agents_workflows,
+    backup_pitr,
+    replicate_logical,
+    replicate_verify,
+)
 from cryptotrading.cli._common import State, command_group
 from cryptotrading.cli.agents import agents_app
 from cryptotrading.cli.backup import backup_app

@@ -1,54 +1,60 @@
-"""``cryptotrading agents ...``: agents, their connections and messages, dead letters,
-workflows and executions, contexts and memory -- thin over :mod:`cryptotrading.agents`."""
+"""``cryptotrading agents ...``: the agent registry and connections, thin over
+:mod:`cryptotrading.agents` (messages: :mod:`.agents_messages`; workflows:
+:mod:`.agents_workflows`; contexts and memory: :mod:`.agents_state`)."""
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
 import typer
 
 from cryptotrading import agents
 from cryptotrading.cli._common import command_group
-from cryptotrading.cli._format import emit_record, json_object_option, open_app_engine
-from cryptotrading.cli._output import JsonOption, console, emit, print_table
+from cryptotrading.cli._format import json_object_option
+from cryptotrading.cli._output import JsonOption, emit
+from cryptotrading.cli.agents_support import (
+    AgentArgument,
+    emit_row,
+    moment,
+    open_agents,
+    say,
+    table,
+)
+from cryptotrading.common.clock import iso
 from cryptotrading.common.views import row_view
+from cryptotrading.models.agents import A2AAgent, A2AConnection
 
-agents_app = command_group("Agents: registry, messages, dead letters, workflows, memory.")
+agents_app = command_group(
+    "Agents: registry, connections, messages, dead letters, workflows, contexts, memory."
+)
+
+ProtocolOption = typer.Option("a2a", "--protocol", help="Protocol of the connection.")
 
 
-@agents_app.command("list")
-def agents_list(
-    ctx: typer.Context,
-    include_inactive: bool = typer.Option(False, "--all", help="Include deactivated agents."),
-    as_json: bool = JsonOption,
-) -> None:
-    """List registered agents."""
-    rows = [
-        row_view(a)
-        for a in agents.list_agents(open_app_engine(ctx), include_inactive=include_inactive)
-    ]
-    emit(
-        as_json,
-        rows,
-        lambda: print_table(
-            "agents",
-            ["agent_id", "type", "status", "capabilities", "last heartbeat"],
-            [
-                (
-                    r["agent_id"],
-                    r["agent_type"],
-                    r["status"],
-                    ", ".join(r["capabilities"] or []),
-                    r["last_heartbeat_at"],
-                )
-                for r in rows
-            ],
-        ),
+def _agents_table(title: str, found: list[A2AAgent]) -> None:
+    table(
+        title,
+        ["agent_id", "type", "status", "capabilities", "last heartbeat"],
+        [
+            (
+                a.agent_id,
+                a.agent_type,
+                a.status,
+                ", ".join(a.capabilities or []),
+                a.last_heartbeat_at,
+            )
+            for a in found
+        ],
+        empty="no agents",
     )
 
 
+def _connection_view(connection: A2AConnection) -> dict[str, Any]:
+    return row_view(connection)
+
+
 @agents_app.command("register")
-def agents_register(
+def register(
     ctx: typer.Context,
     agent_id: str = typer.Argument(..., help="Stable agent id."),
     agent_type: str = typer.Option(..., "--type", help="trader, analyst, risk ..."),
@@ -62,7 +68,7 @@ def agents_register(
 ) -> None:
     """Register an agent (or update and reactivate it)."""
     agent = agents.register_agent(
-        open_app_engine(ctx),
+        open_agents(ctx).engine,
         agent_id,
         agent_type,
         name=name,
@@ -70,79 +76,100 @@ def agents_register(
         endpoint=endpoint,
         config=json_object_option(config, "--config"),
     )
-    emit_record(as_json, f"agent {agent.agent_id}", row_view(agent))
+    emit_row(as_json, f"agent {agent.agent_id}", row_view(agent))
 
 
-@agents_app.command("send")
-def agents_send(
+@agents_app.command("list")
+def list_(
     ctx: typer.Context,
-    sender: str = typer.Argument(..., help="Sending agent id."),
-    receiver: str = typer.Argument(..., help="Receiving agent id."),
-    payload: str = typer.Option(..., "--payload", help="JSON object."),
-    message_type: str = typer.Option("message", "--type", help="Message type."),
-    priority: int = typer.Option(0, "--priority", help="Higher is delivered first."),
-    correlation_id: str | None = typer.Option(None, "--correlation-id", help="Links replies."),
+    include_inactive: bool = typer.Option(False, "--all", help="Include deactivated agents."),
+    capability: str | None = typer.Option(
+        None, "--capability", "-c", help="Only agents offering this capability."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Queue a message from SENDER to RECEIVER."""
-    message = agents.send_message(
-        open_app_engine(ctx),
-        sender,
-        receiver,
-        json_object_option(payload, "--payload") or {},
-        message_type=message_type,
-        priority=priority,
-        correlation_id=correlation_id,
+    """List registered agents by id."""
+    found = agents.list_agents(
+        open_agents(ctx).engine, include_inactive=include_inactive, capability=capability
     )
-    emit_record(as_json, f"message {message.message_id}", row_view(message))
+    emit(as_json, [row_view(a) for a in found], lambda: _agents_table("agents", found))
 
 
-@agents_app.command("inbox")
-def agents_inbox(
+@agents_app.command("show")
+def show(ctx: typer.Context, agent_id: str = AgentArgument, as_json: bool = JsonOption) -> None:
+    """Show one agent, active or deactivated."""
+    agent = agents.get_agent(open_agents(ctx).engine, agent_id)
+    emit_row(as_json, f"agent {agent.agent_id}", row_view(agent))
+
+
+@agents_app.command("deactivate")
+def deactivate(
+    ctx: typer.Context, agent_id: str = AgentArgument, as_json: bool = JsonOption
+) -> None:
+    """Deactivate an agent (kept for the record): messages to or from it are refused;
+    `register` reactivates it."""
+    agent = agents.deactivate_agent(open_agents(ctx).engine, agent_id)
+    say(as_json, row_view(agent), f"agent {agent.agent_id} deactivated")
+
+
+@agents_app.command("heartbeat")
+def heartbeat(
+    ctx: typer.Context, agent_id: str = AgentArgument, as_json: bool = JsonOption
+) -> None:
+    """Record that an active agent is alive."""
+    at = agents.heartbeat(open_agents(ctx).engine, agent_id)
+    data = {"agent_id": agent_id, "last_heartbeat_at": iso(at)}
+    say(as_json, data, f"agent {agent_id} alive at {moment(at)}")
+
+
+@agents_app.command("connect")
+def connect(
     ctx: typer.Context,
-    agent_id: str = typer.Argument(..., help="Receiving agent id."),
-    limit: int = typer.Option(10, "--limit", help="Most messages to claim."),
-    ack: bool = typer.Option(False, "--ack", help="Acknowledge the claimed messages at once."),
-    peek: bool = typer.Option(False, "--peek", help="Only show pending messages, claim none."),
+    agent1: str = typer.Argument(..., help="One agent id."),
+    agent2: str = typer.Argument(..., help="The other agent id."),
+    protocol: str = ProtocolOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Claim the next pending messages of an agent (pending -> delivered)."""
-    engine = open_app_engine(ctx)
-    if peek:
-        messages = agents.list_messages(engine, agent_id, status="pending", limit=limit)
-    else:
-        messages = agents.claim_messages(engine, agent_id, limit=limit)
-        if ack:
-            messages = [agents.acknowledge(engine, m.message_id) for m in messages]
-    rows = [row_view(m) for m in messages]
+    """Connect two active agents so they may message each other (either direction;
+    idempotent)."""
+    made = agents.connect_agents(open_agents(ctx).engine, agent1, agent2, protocol=protocol)
+    say(as_json, _connection_view(made), f"{agent1} <-> {agent2} connected ({made.protocol})")
+
+
+@agents_app.command("disconnect")
+def disconnect(
+    ctx: typer.Context,
+    agent1: str = typer.Argument(..., help="One agent id."),
+    agent2: str = typer.Argument(..., help="The other agent id."),
+    protocol: str = ProtocolOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Mark the connection of two agents inactive: sending between them is refused."""
+    gone = agents.disconnect_agents(open_agents(ctx).engine, agent1, agent2, protocol=protocol)
+    say(as_json, _connection_view(gone), f"{agent1} <-> {agent2} disconnected ({gone.protocol})")
+
+
+@agents_app.command("connections")
+def connections(
+    ctx: typer.Context, agent_id: str = AgentArgument, as_json: bool = JsonOption
+) -> None:
+    """An agent's connections, active or not, oldest first."""
+    found = agents.connections_of(open_agents(ctx).engine, agent_id)
     emit(
         as_json,
-        rows,
-        lambda: print_table(
-            f"inbox of {agent_id}",
-            ["message_id", "from", "type", "priority", "status", "payload"],
+        [_connection_view(c) for c in found],
+        lambda: table(
+            f"connections of {agent_id}",
+            ["with", "protocol", "status", "established"],
             [
                 (
-                    r["message_id"],
-                    r["sender_id"],
-                    r["message_type"],
-                    r["priority"],
-                    r["status"],
-                    json.dumps(r["payload"]),
+                    c.agent2_id if c.agent1_id == agent_id else c.agent1_id,
+                    c.protocol,
+                    c.status,
+                    c.established_at,
                 )
-                for r in rows
+                for c in found
             ],
-            caption="" if rows else "no pending messages",
+            empty="no connections",
         ),
     )
-
-
-@agents_app.command("ack")
-def agents_ack(
-    ctx: typer.Context,
-    message_id: str = typer.Argument(..., help="A delivered message's id."),
-    as_json: bool = JsonOption,
-) -> None:
-    """Acknowledge a delivered message (delivered -> processed)."""
-    data = row_view(agents.acknowledge(open_app_engine(ctx), message_id))
-    emit(as_json, data, lambda: console.print(f"message {message_id} processed"))
