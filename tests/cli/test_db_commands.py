@@ -41,7 +41,7 @@ def test_init_then_current_history_info(fresh: Settings) -> None:
 
     info = invoke_json(fresh, "db", "info", "--json")
     by_store = {i["store"]: i for i in info}  # type: ignore[union-attr,index]
-    assert by_store["app"]["table_count"] == len(lineage_tables("app")) == 48
+    assert by_store["app"]["table_count"] == len(lineage_tables("app")) == 51
     assert by_store["market"]["tables"] == {
         "time_series": 0,
         "ingestion_batches": 0,

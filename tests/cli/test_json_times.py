@@ -37,8 +37,8 @@ def test_json_datetimes_have_t_and_offset(stores: Stores) -> None:
         (["orders", "list"], None),
         (["decisions", "insight", "--type", "entry", "--recommendation", "buy",
           "--confidence", "0.6", "--symbol", "BTC/USDT"], None),
-        (["services", "agents", "register", "a1", "--type", "analyst"], None),
-        (["services", "agents", "list"], None),
+        (["agents", "register", "a1", "--type", "analyst"], None),
+        (["agents", "list"], None),
         (["health"], None),
         (["replicate", "status"], None),
     ]  # fmt: skip

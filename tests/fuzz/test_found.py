@@ -28,9 +28,10 @@ def _fails(fuzzer: Fuzzer, args: list[str], code: int = 5, **kwargs: object) -> 
 def test_json_option_unusable(seeded: Fuzzer, payload: str) -> None:
     """A 5000-digit number (ValueError), 100k nested lists (RecursionError), and a
     number beyond float64 (inf, not storable as JSON) are named errors."""
-    seeded.ok(["services", "agents", "register", "a", "--type", "t"])
-    seeded.ok(["services", "agents", "register", "b", "--type", "t"])
-    _fails(seeded, ["services", "agents", "send", "a", "b", f"--payload={payload}"])
+    seeded.ok(["agents", "register", "a", "--type", "t"])
+    seeded.ok(["agents", "register", "b", "--type", "t"])
+    seeded.ok(["agents", "connect", "a", "b"])
+    _fails(seeded, ["agents", "send", "a", "b", f"--payload={payload}"])
     analyze = ["decisions", "analyze", "--symbol=BTC/USDT", "--model=m", "--type=t"]
     _fails(seeded, [*analyze, "--signal=s", f"--payload={payload}"])
 

@@ -98,6 +98,7 @@ def test_library_reads_skip_deleted_rows_until_restored(stores: Stores) -> None:
     alice = users.create("alice", "alice@example.com", PASSWORD)
     make_agent(engine, "sender")
     make_agent(engine, "receiver")
+    agents.connect_agents(engine, "sender", "receiver")
     fragment = memory.remember_fragment(engine, alice.id, "preference", "likes BTC")
     decision = _decision(engine, alice.id)
 
@@ -254,6 +255,7 @@ def test_purge_removes_rows_past_the_age_and_keeps_referenced_ones(stores: Store
         )  # fmt: skip
     make_agent(engine, "a")
     make_agent(engine, "b")
+    agents.connect_agents(engine, "a", "b")
     agents.send_message(engine, "a", "b", {"n": 1})
     agents.deactivate_agent(engine, "b")
     _mark(engine, A2AAgent, _agent_row(engine, "b"), LONG_AGO)

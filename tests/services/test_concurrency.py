@@ -32,8 +32,11 @@ def test_concurrent_registrations_and_keyed_writes(app_engine: Engine) -> None:
 
 
 def test_concurrent_workflow_updates_bump_once_each(app_engine: Engine) -> None:
-    agents.define_workflow(app_engine, "wf", {"v": -1})
-    versions = in_parallel(lambda i: agents.define_workflow(app_engine, "wf", {"v": i}).version)
+    def steps(i: int) -> dict[str, object]:
+        return {"steps": [{"id": f"s{i + 1}", "agent": "a"}]}
+
+    agents.define_workflow(app_engine, "wf", steps(-1))
+    versions = in_parallel(lambda i: agents.define_workflow(app_engine, "wf", steps(i)).version)
     assert sorted(versions) == list(range(2, 2 + THREADS))
     assert agents.get_workflow(app_engine, "wf").version == 1 + THREADS
 

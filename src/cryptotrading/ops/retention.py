@@ -10,6 +10,10 @@ table                      a row goes when                setting (days; 0 keeps
 ``error_logs``             ``created_at`` is older        ``retention_error_logs_days`` (90)
 ``a2a_messages``           processed, ``processed_at``    ``retention_messages_days`` (7)
                            older
+``a2a_messages``           dead letter or expired, dead-  ``retention_dead_letters_days``
+(dead letters)             lettered (else created) older  (0: kept until redriven)
+``a2a_processed_keys``     ``processed_at`` is older      ``retention_processed_keys_days``
+                                                          (7)
 ``data_quality_metrics``   ``measured_at`` is older       ``retention_quality_days`` (180)
 the three cache tables      ``expires_at`` has passed      (always)
 =========================  =============================  ===============================
@@ -36,6 +40,7 @@ from cryptotrading.common.views import AsDict
 from cryptotrading.db.session import translate_errors
 from cryptotrading.models import (
     A2AMessage,
+    A2AProcessedKey,
     CacheEntry,
     DataQualityMetric,
     ErrorLog,
@@ -61,6 +66,11 @@ class Rule:
     table: Table
     setting: str | None  # Settings field holding the days; None: expiry, always applied
     condition: Callable[[datetime], ColumnElement[bool]]  # rows older than the cutoff
+    label: str | None = None  # the report's name of the rule (default: the table's)
+
+    @property
+    def name(self) -> str:
+        return self.label or self.table.name
 
 
 def _table(model: type[Any]) -> Table:
@@ -73,6 +83,11 @@ def _older(column: Any) -> Condition:
 
 def _processed_before(cutoff: datetime) -> ColumnElement[bool]:
     return (A2AMessage.status == "processed") & (A2AMessage.processed_at < cutoff)
+
+
+def _dead_before(cutoff: datetime) -> ColumnElement[bool]:
+    settled = func.coalesce(A2AMessage.dead_lettered_at, A2AMessage.created_at)
+    return A2AMessage.status.in_(("dead", "expired")) & (settled < cutoff)
 
 
 def _expired(column: Any) -> Condition:
@@ -94,6 +109,17 @@ RULES: tuple[Rule, ...] = (
     Rule(_table(MonitoringEvent), "retention_events_days", _older(MonitoringEvent.created_at)),
     Rule(_table(ErrorLog), "retention_error_logs_days", _older(ErrorLog.created_at)),
     Rule(_table(A2AMessage), "retention_messages_days", _processed_before),
+    Rule(
+        _table(A2AMessage),
+        "retention_dead_letters_days",
+        _dead_before,
+        label="a2a_messages (dead letters)",
+    ),
+    Rule(
+        _table(A2AProcessedKey),
+        "retention_processed_keys_days",
+        _older(A2AProcessedKey.processed_at),
+    ),
     Rule(
         _table(DataQualityMetric),
         "retention_quality_days",
@@ -154,7 +180,7 @@ def vacuum_tables(engine: Engine, tables: list[str]) -> None:
 def retention_days(settings: Settings) -> dict[str, float]:
     """The retention in days of each table with a setting (0: kept forever)."""
     return {
-        rule.table.name: float(getattr(settings, rule.setting))
+        rule.name: float(getattr(settings, rule.setting))
         for rule in RULES
         if rule.setting is not None
     }
@@ -178,7 +204,7 @@ def apply_retention(
     rules = [*RULES, *(EXPIRY_RULES if expiry else ())]
     with translate_errors(stores.app.name):
         for rule in rules:
-            if only is not None and rule.table.name not in only:
+            if only is not None and rule.table.name not in only and rule.name not in only:
                 continue
             if rule.setting is None:
                 cutoff = now
@@ -190,11 +216,12 @@ def apply_retention(
             rows, batches = delete_in_batches(
                 engine, rule.table, rule.condition(cutoff), settings.retention_batch_rows
             )
-            report.deleted[rule.table.name] = rows
-            report.cutoffs[rule.table.name] = cutoff.isoformat()
+            report.deleted[rule.name] = rows
+            report.cutoffs[rule.name] = cutoff.isoformat()
             report.batches += batches
         if engine.dialect.name == "postgresql":
-            report.vacuumed = [name for name, rows in report.deleted.items() if rows]
+            names = {rule.name: rule.table.name for rule in rules}
+            report.vacuumed = sorted({names[name] for name, rows in report.deleted.items() if rows})
             vacuum_tables(engine, report.vacuumed)
     report.seconds = round(time.perf_counter() - started, 3)
     return report

@@ -4,6 +4,9 @@
 job            every      what
 =============  =========  ===========================================================
 replicate      5 min      apply the change logs to the replica (continuous replication)
+agents         5 min      return messages whose lease passed to the queue (dead-letter
+                          them after their last attempt), expire messages past their TTL,
+                          delete expired agent contexts
 health         1 hour     ``health --record``: snapshot for growth rates, alerts
 cache-expiry   1 hour     delete expired rows of the three cache tables
 backup-daily   1 day      daily backup of the application store, then prune; pgBackRest
@@ -45,6 +48,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from cryptotrading import agents
 from cryptotrading.common.views import AsDict
 from cryptotrading.db.session import translate_errors
 from cryptotrading.errors import (
@@ -131,6 +135,14 @@ def _health(stores: Stores, _options: RunOptions) -> dict[str, Any]:
     if not report.ok:
         raise JobFailed("unhealthy: " + "; ".join(a.message for a in report.alerts), detail)
     return detail
+
+
+def _agents(stores: Stores, _options: RunOptions) -> dict[str, Any]:
+    """The agent queue's housekeeping: a consumer killed while holding messages loses
+    nothing once their leases pass (claims do the same for their own receiver)."""
+    engine = stores.engine(stores.app)
+    swept = agents.requeue_expired(engine).as_dict()
+    return {**swept, "contexts_purged": agents.purge_expired_contexts(engine)}
 
 
 def _cache_expiry(stores: Stores, _options: RunOptions) -> dict[str, Any]:
@@ -248,6 +260,12 @@ class JobFailed(Exception):
 
 JOBS: tuple[Job, ...] = (
     Job("replicate", timedelta(minutes=5), "apply the change logs to the replica", _replicate),
+    Job(
+        "agents",
+        timedelta(minutes=5),
+        "requeue expired message leases, expire messages, purge contexts",
+        _agents,
+    ),
     Job("health", timedelta(hours=1), "health snapshot (growth rates) and alerts", _health),
     Job("cache-expiry", timedelta(hours=1), "delete expired cache rows", _cache_expiry),
     Job("backup-daily", timedelta(days=1), "daily backup of the app store + prune", _backup_daily),
