@@ -11,9 +11,9 @@ from sqlalchemy import insert, select, update
 from cryptotrading import agents
 from cryptotrading.common.clock import utcnow
 from cryptotrading.models import A2AMessage, A2AProcessedKey, AgentContext
-from cryptotrading.ops import retention, scheduler
+from cryptotrading.ops import health, retention, scheduler
 from cryptotrading.stores import Stores
-from tests.helpers import SettingsFactory, count_rows
+from tests.helpers import SettingsFactory, count_rows, invoke, settings_env
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -102,3 +102,26 @@ def test_retention_removes_dead_letters_past_their_window(make_settings: Setting
         with stores.engine(stores.app).connect() as connection:
             left = sorted(connection.scalars(select(A2AMessage.message_id)).all())
         assert left == ["dead-recent", "expired-recent", "pending-old", "pending-recent"]
+
+
+def test_health_reports_the_queue_and_alerts_on_dead_letters(stores: Stores) -> None:
+    engine = stores.engine(stores.app)
+    _pair(stores)
+    agents.send_message(engine, "a", "b", {"n": 1})
+    doomed = agents.send_message(engine, "a", "b", {"n": 2}, max_attempts=1)
+    agents.claim_messages(engine, "b", limit=2)
+    (first,) = [m for m in agents.list_messages(engine, "b") if m.message_id == doomed.message_id]
+    agents.nack(engine, doomed.message_id, first.receipt, reason="cannot parse")
+    report = health.check(stores)
+    assert report.agents is not None
+    assert report.agents["messages"] == {"delivered": 1, "dead": 1}
+    assert report.agents["dead_letters"] == 1
+    (alert,) = [a for a in report.alerts if a.event_type == "dead_letters"]
+    assert alert.severity == "warning" and "dead-letters list" in alert.message
+    relaxed = health.check(stores, health.Thresholds(max_dead_letters=1))
+    assert not [a for a in relaxed.alerts if a.event_type == "dead_letters"]
+    env = settings_env(stores.settings)
+    shown = invoke(env, "health", "--max-dead-letters", "1", "--replica-check-rows", "0")
+    assert "agent queue: 1 dead, 1 delivered" in shown.stdout
+    assert agents.redrive(engine, [doomed.message_id]) == 1
+    assert health.check(stores).agents["dead_letters"] == 0  # type: ignore[index]

@@ -50,6 +50,7 @@ from cryptotrading.agents.settle import (
     extend_lease,
     nack,
 )
+from cryptotrading.agents.stats import QueueStats, queue_stats
 from cryptotrading.agents.workflow_spec import parse as parse_workflow
 from cryptotrading.agents.workflows import (
     EXECUTION_STATUSES,
@@ -73,6 +74,7 @@ __all__ = [
     "Outgoing",
     "Processed",
     "QueuePolicy",
+    "QueueStats",
     "RunnerPass",
     "StepError",
     "SweepResult",
@@ -101,6 +103,7 @@ __all__ = [
     "parse_workflow",
     "process",
     "purge_expired_contexts",
+    "queue_stats",
     "recall",
     "receive",
     "redrive",

@@ -56,6 +56,10 @@ def _render(report: health_ops.HealthReport, written: int | None) -> None:
             f"candle archive {archive['dir']}: {archive['partitions']} partitions, "
             f"{archive['bytes']} bytes, {archive['first_month']} .. {archive['last_month']}"
         )
+    if report.agents is not None and report.agents["messages"]:
+        queue = report.agents
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(queue["messages"].items()))
+        console.print(f"agent queue: {counts}; {queue['running_executions']} running executions")
     if report.slow_queries:
         print_table(
             "slow queries",
@@ -101,6 +105,9 @@ def health(
     max_replication_lag: float = typer.Option(
         300.0, "--max-replication-lag", help="Alert when a change waits longer for the replica (s)."
     ),
+    max_dead_letters: int = typer.Option(
+        0, "--max-dead-letters", min=0, help="Alert when the agent queue holds more."
+    ),
     replica_check_rows: int = typer.Option(
         1000,
         "--replica-check-rows",
@@ -120,6 +127,7 @@ def health(
         max_replication_age_seconds=max_replication_age,
         max_replication_lag_seconds=max_replication_lag,
         replica_check_rows=replica_check_rows or None,
+        max_dead_letters=max_dead_letters,
     )
     report = health_ops.check(stores, limits)
     written = health_ops.record(stores, report) if record else None

@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select
 
+from cryptotrading import agents
 from cryptotrading.common.views import AsDict
 from cryptotrading.db import timing
 from cryptotrading.db.engine import READ_ONLY
@@ -66,6 +67,8 @@ class Thresholds:
     #: Rows per table the cheap replica check compares (None: no replica check).
     replica_check_rows: int | None = replica_verify.DEFAULT_QUICK_ROWS
     min_quality_score: float | None = 0.8
+    #: Alert when the agent queue holds more dead letters than this.
+    max_dead_letters: int | None = 0
     growth_window_days: float = 7.0
     slow_query_window_hours: float = 24.0
     quality_window_days: float = 7.0
@@ -91,6 +94,7 @@ class HealthReport:
     replication: dict[str, Any] | None = None
     archive: dict[str, Any] | None = None
     replica_check: dict[str, Any] | None = None
+    agents: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -108,6 +112,7 @@ class HealthReport:
             "replication": self.replication,
             "replica_check": self.replica_check,
             "archive": self.archive,
+            "agents": self.agents,
             "alerts": [a.as_dict() for a in self.alerts],
         }
 
@@ -353,6 +358,18 @@ def _alerts(report: HealthReport, limits: Thresholds) -> list[Alert]:
                     f"(threshold {limits.max_store_bytes})",
                 )
             )
+    dead = (report.agents or {}).get("dead_letters", 0)
+    if limits.max_dead_letters is not None and dead > limits.max_dead_letters:
+        alerts.append(
+            Alert(
+                "warning",
+                "agents:queue",
+                "dead_letters",
+                f"{dead} dead letter(s) in the agent queue (threshold {limits.max_dead_letters}); "
+                "inspect with `cryptotrading agents dead-letters list`, then redrive or purge",
+                {"dead_letters": dead},
+            )
+        )
     if limits.max_slow_queries is not None and len(report.slow_queries) > limits.max_slow_queries:
         alerts.append(
             Alert(
@@ -438,9 +455,11 @@ def check(stores: Stores, limits: Thresholds | None = None) -> HealthReport:
                 connection, now - timedelta(hours=limits.slow_query_window_hours), stores.app.url
             )
             quality = _quality(connection, now - timedelta(days=limits.quality_window_days))
+        queue = agents.queue_stats(stores.engine(stores.app)).as_dict()
     report = HealthReport(
         now, host_health(stores.settings.data_dir), store_reports, slow, quality, []
     )
+    report.agents = queue if app is not None and app.status == "ok" else None
     report.replication = _replication(stores, store_reports, now)
     report.replica_check = _replica_check(stores, report.replication, limits.replica_check_rows)
     report.archive = _archive(stores.settings.data_dir / "archive")
