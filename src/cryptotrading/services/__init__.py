@@ -1,7 +1,6 @@
-"""Library services for the spec categories 4, 5, 6, 8 and 9.
+"""Library services for the spec categories 5, 6, 8 and 9 (category 4, agents, is
+:mod:`cryptotrading.agents`).
 
-* :mod:`~cryptotrading.services.agents` -- agent registry, connections, a message
-  queue with atomic claiming, workflows and executions, agent contexts and memory.
 * :mod:`~cryptotrading.services.memory` -- conversation sessions, messages, history,
   memory fragments, semantic memory search and the knowledge graph.
 * :mod:`~cryptotrading.services.factors` -- factor definitions and values, the Fear &
