@@ -5,8 +5,9 @@ prints what it did as JSON (totals of its passes).
 
 ``spawn URL``: imports everything once, then for each ``start`` line on stdin forks a
 runner child (which opens its own connections: the spawner never connects) and prints
-the child's pid; the test kills the child with SIGKILL. A fork costs milliseconds where
-a fresh interpreter costs most of a second, so a trial can kill many runners.
+``pid N``; the child prints ``ready N`` once it has registered, then runs until the
+test kills it with SIGKILL. A fork costs milliseconds where a fresh interpreter costs
+most of a second, so a trial can kill many runners.
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ from cryptotrading.agents import QueuePolicy, RunnerPass, WorkflowRunner
 from cryptotrading.db import create_store_engine
 
 #: A killed runner's claimed replies come back after this lease (seconds).
-LEASE_SECONDS = 1.0
+LEASE_SECONDS = 0.5
 
 
-def run(url: str, stop_file: str | None) -> Counter[str]:
+def run(url: str, stop_file: str | None, *, announce: bool = False) -> Counter[str]:
     engine = create_store_engine(url)
     runner = WorkflowRunner(engine, policy=QueuePolicy(lease_seconds=LEASE_SECONDS))
+    if announce:
+        runner.register()
+        os.write(1, f"ready {os.getpid()}\n".encode())  # one write: lines never interleave
     totals: Counter[str] = Counter()
 
     def count(done: RunnerPass) -> None:
@@ -41,6 +45,7 @@ def run(url: str, stop_file: str | None) -> Counter[str]:
 
 def spawn(url: str) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # killed children are reaped at once
+    create_store_engine(url).dispose()  # imports the driver (psycopg: 0.4 s); no connection
     for line in sys.stdin:
         if line.strip() != "start":
             break
@@ -48,10 +53,10 @@ def spawn(url: str) -> None:
         if pid == 0:  # the child: a runner until it is killed
             try:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                run(url, None)
+                run(url, None, announce=True)
             finally:
                 os._exit(0)
-        sys.stdout.write(f"{pid}\n")
+        sys.stdout.write(f"pid {pid}\n")
         sys.stdout.flush()
 
 
