@@ -487,3 +487,16 @@ def test_two_runner_processes_never_send_a_step_twice(
         sent = requests(app_engine, name)
         assert len(sent) == len(runs)  # one request per step, never two
         assert len({(m.payload["execution_id"], m.payload["step_id"]) for m in sent}) == len(runs)
+
+
+def test_run_until_idle_waits_for_the_executions_it_is_given(app_engine: Engine) -> None:
+    runner = wire(app_engine, {"quick": [], "silent": []})
+    agents.define_workflow(app_engine, "quick", {"steps": [{"id": "s", "agent": "quick"}]})
+    agents.define_workflow(app_engine, "stuck", {"steps": [{"id": "s", "agent": "silent"}]})
+    stuck = agents.start_execution(app_engine, "stuck").execution_id
+    quick = agents.start_execution(app_engine, "quick").execution_id
+    serve = server(app_engine, {"quick": _answer({"ok": True})})
+    assert runner.run_until_idle(timeout=60, step_agents=serve, executions=[quick])
+    assert (status(app_engine, quick), status(app_engine, stuck)) == ("completed", "running")
+    assert runner.run_until_idle(timeout=0.05, step_agents=serve) is False  # "stuck" runs on
+    assert runner.run_until_idle(timeout=0.05, executions=[stuck]) is False

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -253,16 +253,23 @@ class WorkflowRunner:
                 sleeper.wait(pause)
 
     def run_until_idle(
-        self, *, timeout: float = 60.0, step_agents: Callable[[], int] | None = None
-    ) -> None:
-        """Passes until no execution is running or *timeout* seconds pass (tests and
-        examples: *step_agents* runs one round of the agents in this process)."""
+        self,
+        *,
+        timeout: float = 60.0,
+        step_agents: Callable[[], int] | None = None,
+        executions: Sequence[str] | None = None,
+    ) -> bool:
+        """Passes until no execution is running -- or none of *executions* -- or
+        *timeout* seconds pass (tests and examples: *step_agents* runs one round of the
+        agents in this process). True when they have all finished."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:
             done = self.run_once()
             served = step_agents() if step_agents is not None else 0
-            if not done.busy and not served and not self._running():
-                return
+            if not done.busy and not served and not self._running(executions):
+                return True
+            if time.monotonic() >= deadline:
+                return not self._running(executions)
             if not done.busy and not served:
                 time.sleep(0.01)
 
@@ -580,16 +587,13 @@ class WorkflowRunner:
 
     # ------------------------------------------------------------------------ helpers
 
-    def _running(self) -> bool:
+    def _running(self, executions: Sequence[str] | None = None) -> bool:
+        """Whether an execution (one of *executions*, when given) is still running."""
+        query = select(A2AWorkflowExecution.id).where(A2AWorkflowExecution.status == "running")
+        if executions is not None:
+            query = query.where(A2AWorkflowExecution.execution_id.in_(list(executions)))
         with read_session(self.engine) as session:
-            return (
-                session.scalar(
-                    select(A2AWorkflowExecution.id)
-                    .where(A2AWorkflowExecution.status == "running")
-                    .limit(1)
-                )
-                is not None
-            )
+            return session.scalar(query.limit(1)) is not None
 
     def _next_deadline(self) -> datetime | None:
         with read_session(self.engine) as session:
