@@ -1,8 +1,10 @@
-"""Fuzz ``services``: agent ids, configs and message payloads (both backends), the
-Fear & Greed CSV import and the code scanner (SQLite)."""
+"""Fuzz ``agents`` (ids, configs and message payloads on both backends; receiving and
+settling on SQLite) and ``services``: the Fear & Greed CSV import and the code scanner
+(SQLite). tests/agents/test_cli_hostile.py fuzzes every ``agents`` command."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -17,9 +19,10 @@ pytestmark = pytest.mark.fuzz
 
 @pytest.fixture
 def agents(fuzzer: Fuzzer) -> Fuzzer:
-    """Two registered agents, so a send reaches the payload checks and the write."""
+    """Two registered, connected agents, so a send reaches the payload checks and the write."""
     for agent in ("bot-a", "bot-b"):
-        fuzzer.ok(["services", "agents", "register", agent, "--type", "trader"])
+        fuzzer.ok(["agents", "register", agent, "--type", "trader"])
+    fuzzer.ok(["agents", "connect", "bot-a", "bot-b"])
     return fuzzer
 
 
@@ -41,7 +44,7 @@ def test_agents_send(
     priority: str,
     correlation: str | None,
 ) -> None:
-    args = ["services", "agents", "send", f"--payload={payload}", f"--type={message_type}"]
+    args = ["agents", "send", f"--payload={payload}", f"--type={message_type}"]
     args += [f"--priority={priority}", "--json"]
     if correlation is not None:
         args.append(f"--correlation-id={correlation}")
@@ -66,7 +69,7 @@ def test_agents_register(
     endpoint: str | None,
     config: str | None,
 ) -> None:
-    args = ["services", "agents", "register", f"--type={agent_type}", "--json"]
+    args = ["agents", "register", f"--type={agent_type}", "--json"]
     args += [f"--capability={c}" for c in capabilities]
     for option, value in (("--name", name), ("--endpoint", endpoint), ("--config", config)):
         if value is not None:
@@ -79,15 +82,35 @@ def test_agents_register(
 @given(
     agent=st.one_of(st.just("bot-b"), s.any_text),
     limit=s.integers,
-    mode=st.sampled_from([[], ["--ack"], ["--peek"]]),
-    message=s.any_text,
+    lease=st.one_of(st.just("30"), s.numbers),
+    status=st.one_of(st.none(), st.sampled_from(["pending", "delivered"]), s.any_text),
+    settle=st.sampled_from(["ack", "nack"]),
+    message=st.one_of(st.none(), s.any_text),
+    receipt=st.one_of(st.none(), s.any_text),
 )
-def test_agents_inbox_and_ack(
-    agents: Fuzzer, agent: str, limit: str, mode: list[str], message: str
+def test_agents_receive_and_settle(
+    agents: Fuzzer,
+    agent: str,
+    limit: str,
+    lease: str,
+    status: str | None,
+    settle: str,
+    message: str | None,
+    receipt: str | None,
 ) -> None:
-    agents.ok(["services", "agents", "send", "bot-a", "bot-b", "--payload", '{"n": 1}'])
-    agents.run(["services", "agents", "inbox", f"--limit={limit}", *mode, "--", agent])
-    agents.run(["services", "agents", "ack", "--json", "--", message])
+    """Receive (no wait: the long-poll is fuzzed in tests/agents), list, then ack or
+    nack a hostile or the received message id with a hostile or no receipt."""
+    agents.ok(["agents", "send", "bot-a", "bot-b", "--payload", '{"n": 1}'])
+    got = agents.run(["agents", "receive", f"--limit={limit}", f"--lease={lease}", "--json",
+                      "--", agent])  # fmt: skip
+    listing = ["agents", "messages", "--json"] + ([] if status is None else [f"--status={status}"])
+    agents.run([*listing, "--", agent])
+    received = json.loads(got.stdout) if got.exit_code == 0 else []
+    target = message if message is not None or not received else received[0]["message_id"]
+    args = ["agents", settle, "--json"] + (["--reason=fuzz"] if settle == "nack" else [])
+    if receipt is not None:
+        args.append(f"--receipt={receipt}")
+    agents.run([*args, "--", target or "none"])
 
 
 @SQLITE_ONLY
