@@ -106,8 +106,9 @@ def show(ctx: typer.Context, agent_id: str = AgentArgument, as_json: bool = Json
 def deactivate(
     ctx: typer.Context, agent_id: str = AgentArgument, as_json: bool = JsonOption
 ) -> None:
-    """Deactivate an agent (kept for the record): messages to or from it are refused;
-    `register` reactivates it."""
+    """Deactivate an agent (kept for the record).
+
+    Messages to or from it are refused from now on; `register` reactivates it."""
     agent = agents.deactivate_agent(open_agents(ctx).engine, agent_id)
     say(as_json, row_view(agent), f"agent {agent.agent_id} deactivated")
 
@@ -130,8 +131,9 @@ def connect(
     protocol: str = ProtocolOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Connect two active agents so they may message each other (either direction;
-    idempotent)."""
+    """Connect two active agents so they may message each other.
+
+    Either direction; connecting again is a no-op."""
     made = agents.connect_agents(open_agents(ctx).engine, agent1, agent2, protocol=protocol)
     say(as_json, _connection_view(made), f"{agent1} <-> {agent2} connected ({made.protocol})")
 

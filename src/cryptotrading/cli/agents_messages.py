@@ -106,8 +106,9 @@ def send(
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Queue a message from SENDER to RECEIVER (both active and connected, unless
-    messaging is open)."""
+    """Queue a message from SENDER to RECEIVER.
+
+    Both must be active and connected (unless CRYPTOTRADING_A2A_OPEN_MESSAGING)."""
     env = open_agents(ctx)
     document = json_input(
         payload,
@@ -148,8 +149,10 @@ def receive(
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Claim an agent's next messages with a lease; settle each with `ack` or `nack`
-    (and its receipt) before the lease passes, or it is delivered again."""
+    """Claim an agent's next messages with a lease (long-poll with --wait).
+
+    Settle each with `ack` or `nack` (and its receipt) before the lease passes, or it is
+    delivered again."""
     env = open_agents(ctx)
     found = agents.receive(
         env.engine, agent_id, limit=limit, wait_seconds=wait, lease_seconds=lease, policy=env.policy
@@ -180,8 +183,9 @@ def nack(
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Give a delivered message back: redelivered after a backoff, or dead-lettered
-    after its last attempt."""
+    """Give a delivered message back with a reason.
+
+    It is delivered again after a backoff, or dead-lettered after its last attempt."""
     env = open_agents(ctx)
     message = agents.nack(
         env.engine, message_id, receipt, reason=reason, delay_seconds=delay, policy=env.policy
@@ -278,8 +282,9 @@ def redrive(
     everything: bool = typer.Option(False, "--all", help="Every dead letter."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Put dead letters back to pending with a fresh attempt budget: the ones named,
-    those of --agent, or --all."""
+    """Put dead letters back to pending with a fresh attempt budget.
+
+    The ones named, those of --agent, or --all."""
     chosen = [bool(message_ids), agent is not None, everything]
     if sum(chosen) != 1:
         raise ValidationError(

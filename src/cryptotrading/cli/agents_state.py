@@ -79,8 +79,9 @@ def memory_add(
     importance: float = typer.Option(0.5, "--importance", help="0..1."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Store a memory of an active agent; beyond the agent_memory_limit setting the
-    least relevant others are forgotten."""
+    """Store a memory of an active agent.
+
+    Beyond the agent_memory_limit setting, the least relevant others are forgotten."""
     env = open_agents(ctx)
     memory = agents.remember(
         env.engine,
@@ -104,8 +105,10 @@ def memory_recall(
     min_importance: float = typer.Option(0.0, "--min-importance", help="0..1."),
     as_json: bool = JsonOption,
 ) -> None:
-    """An agent's most relevant memories first (importance, decay since last touched,
-    access count); each recall counts as an access."""
+    """An agent's most relevant memories first.
+
+    Relevance: importance, decay since last touched, access count; each recall counts
+    as an access."""
     env = open_agents(ctx)
     found = agents.recall(
         env.engine,

@@ -17,6 +17,7 @@ from cryptotrading.cli.agents_support import (
     emit_row,
     json_file,
     json_input,
+    moment,
     open_agents,
     record,
     safe,
@@ -25,6 +26,7 @@ from cryptotrading.cli.agents_support import (
 )
 from cryptotrading.cli.replicate import stop_on_signals
 from cryptotrading.common.checks import number
+from cryptotrading.common.clock import utcnow
 from cryptotrading.common.views import row_view
 from cryptotrading.ops.replication import Stop
 
@@ -57,8 +59,9 @@ def define(
     name: str | None = typer.Option(None, "--name", help="Display name."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Create a workflow or update it (a new version when the definition or name
-    changes); the definition is validated first: steps, references, cycles, inputs."""
+    """Create a workflow or update it (a new version when anything changes).
+
+    The definition is validated first: steps, references, cycles, inputs."""
     engine = open_agents(ctx).engine
     workflow = agents.define_workflow(engine, workflow_id, json_file(file, "--file"), name=name)
     emit(
@@ -232,9 +235,12 @@ def run(
     once: bool = typer.Option(False, "--once", help="One pass, then exit."),
     as_json: bool = JsonOption,
 ) -> None:
-    """The workflow runner: collect step replies, fail timed-out attempts, send ready
-    steps. Runs until SIGTERM or Ctrl-C (a clean stop between passes; a killed runner
-    resumes from what is recorded). Prints a line per busy pass."""
+    """The workflow runner worker: moves running executions on.
+
+    Each pass collects step replies, fails timed-out attempts and sends ready steps;
+    a line (or with --json a JSON document) per busy pass. Runs until SIGTERM or Ctrl-C:
+    a clean stop between passes (within --idle seconds); a killed runner resumes from
+    what is recorded."""
     idle = number(idle, "--idle", low=0.01, high=3600)
     env = open_agents(ctx)
     runner = agents.WorkflowRunner(env.engine, runner_id, policy=env.policy)
@@ -250,7 +256,7 @@ def run(
         if as_json:  # one compact JSON document per line and busy pass
             typer.echo(json.dumps(done.as_dict(), sort_keys=True))
         else:
-            console.print(_pass_line(done))
+            console.print(f"{moment(utcnow())}  {_pass_line(done)}")
 
     stop = Stop()
     stop_on_signals(stop)
