@@ -2,8 +2,8 @@
 delivery under concurrent consumers, and wake-up latency.
 
     .venv/bin/python bench/bench_agents.py [--backend sqlite|postgresql|both]
-        [--messages 1000] [--consumers 1,2,4] [--batch 50] [--latency-sends 200]
-        [--quick] [--json]
+        [--messages 600] [--consumers 1,2,4] [--batch 50] [--repeat 3]
+        [--latency-sends 200] [--quick] [--json]
 
 Every figure comes from one run; ratios are against a baseline measured in the same
 run, on the same store, with the same number of messages and consumers.
@@ -16,9 +16,12 @@ run, on the same store, with the same number of messages and consumers.
    empty. ``naive``: the classic queue loop -- one ``INSERT`` transaction per message
    sent; per message consumed, one transaction that selects the oldest pending row,
    then updates it to ``processed`` if it is still pending (a consumer that lost the
-   race retries: ``conflicts``). Reported per backend and consumer count: send,
-   drain, and end-to-end (send + drain) messages/s, and the library/naive ratio of
-   each (target >= 5x end to end).
+   race retries: ``conflicts``). Each consumer count runs ``--repeat`` rounds of
+   both, back to back, alternating which goes first. Reported per backend and
+   consumer count: the median send, drain and end-to-end (send + drain) messages/s
+   of each mode over the rounds; the library/naive ratio of each, as the median of
+   the rounds' ratios (library over naive of the same round; target >= 5x end to
+   end); and every round's end-to-end figures (their spread shows the noise).
 2. **No double delivery.** Each consumer reports every delivery (message id,
    receipt, attempt, claim and ack times); with a lease longer than the run every
    message must be delivered exactly once: no id delivered twice, none missing,
@@ -31,7 +34,7 @@ run, on the same store, with the same number of messages and consumers.
    max. PostgreSQL wakes the consumer with ``LISTEN/NOTIFY`` (target p50 < 50 ms);
    SQLite polls (10 ms doubling to 0.5 s), shown for comparison.
 
-``--quick`` is a smoke run (200 messages, 1 and 2 consumers, 20 latency sends).
+``--quick`` is a smoke run (200 messages, 1 and 2 consumers, 1 round, 20 latency sends).
 PostgreSQL stores are databases created under ``CRYPTOTRADING_TEST_PG_URL``
 (default ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``), dropped at the
 end. Loads (``os.getloadavg``) are printed: figures compare on an idle machine only.
@@ -334,15 +337,17 @@ def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
             throughput(ws.engine, workers, mode, len(workers), 40 * len(workers), args.batch)
         runs: list[dict[str, Any]] = []
         for consumers in args.consumers:
-            for mode in ("naive", "library"):
-                run = throughput(ws.engine, workers, mode, consumers, args.messages, args.batch)
-                runs.append(run)
-                log(
-                    f"  {mode:7} x{consumers}: send {run['send_per_s']:8,.0f}/s  drain "
-                    f"{run['drain_per_s']:8,.0f}/s  end-to-end {run['end_to_end_per_s']:8,.0f}/s"
-                    f"  split {run['per_consumer']}  conflicts {run['conflicts']}  "
-                    f"faults {sum(run['faults'].values())} (load {load()})"
-                )
+            for number in range(args.repeat):  # alternate which mode goes first
+                for mode in ("naive", "library")[:: 1 if number % 2 == 0 else -1]:
+                    run = throughput(ws.engine, workers, mode, consumers, args.messages, args.batch)
+                    runs.append({**run, "round": number + 1})
+                    log(
+                        f"  {mode:7} x{consumers} #{number + 1}: send {run['send_per_s']:8,.0f}/s"
+                        f"  drain {run['drain_per_s']:8,.0f}/s  end-to-end "
+                        f"{run['end_to_end_per_s']:8,.0f}/s  split {run['per_consumer']}  "
+                        f"conflicts {run['conflicts']}  faults {sum(run['faults'].values())}"
+                        f" (load {load()})"
+                    )
         rng = random.Random(13)
         log(f"  latency: {args.latency_sends} sends to a waiting consumer")
         waited = latency(ws.engine, workers[0], args.latency_sends, rng)
@@ -354,21 +359,51 @@ def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     return {"backend": backend, "load": load(), "runs": runs, "latency": waited}
 
 
+RATES = ("send", "drain", "end_to_end")
+
+
+def summary(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per mode and consumer count, the median of the rounds for each rate."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    for run in result["runs"]:
+        groups[(run["mode"], run["consumers"])].append(run)
+    return [
+        {
+            "mode": mode,
+            "consumers": consumers,
+            "rounds": len(runs),
+            **{
+                f"{what}_per_s": statistics.median(run[f"{what}_per_s"] for run in runs)
+                for what in RATES
+            },
+            "end_to_end_rounds": [run["end_to_end_per_s"] for run in runs],
+            "conflicts": max(run["conflicts"] for run in runs),
+            "faults": sum(sum(run["faults"].values()) for run in runs),
+        }
+        for (mode, consumers), runs in groups.items()
+    ]
+
+
 def ratios(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Library/naive ratios per consumer count."""
-    by = {(run["mode"], run["consumers"]): run for run in result["runs"]}
+    """Library/naive ratios per consumer count: each round's library rate over the
+    same round's naive rate (measured back to back), median over the rounds."""
+    rate = {(r["mode"], r["consumers"], r["round"]): r for r in result["runs"]}
     out = []
-    for (mode, consumers), run in by.items():
-        if mode != "library":
-            continue
-        base = by[("naive", consumers)]
+    for consumers in sorted({r["consumers"] for r in result["runs"]}):
+        rounds = sorted({r["round"] for r in result["runs"] if r["consumers"] == consumers})
+        paired = {
+            what: [
+                rate[("library", consumers, n)][f"{what}_per_s"]
+                / rate[("naive", consumers, n)][f"{what}_per_s"]
+                for n in rounds
+            ]
+            for what in RATES
+        }
         out.append(
             {
                 "consumers": consumers,
-                **{
-                    f"{what}_ratio": run[f"{what}_per_s"] / base[f"{what}_per_s"]
-                    for what in ("send", "drain", "end_to_end")
-                },
+                **{f"{what}_ratio": statistics.median(paired[what]) for what in RATES},
+                "end_to_end_ratio_rounds": paired["end_to_end"],
             }
         )
     return out
@@ -376,24 +411,26 @@ def ratios(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 def report(results: list[dict[str, Any]]) -> None:
     for result in results:
-        print(f"{result['backend']} (load {result['load']})")
+        print(f"{result['backend']} (load {result['load']}), medians of the rounds")
         print(
             f"  {'consumers':>9}  {'mode':7}  {'send/s':>9}  {'drain/s':>9}  "
-            f"{'end-to-end/s':>12}  {'conflicts':>9}  faults"
+            f"{'end-to-end/s':>12}  {'conflicts':>9}  faults  end-to-end/s per round"
         )
-        for run in result["runs"]:
+        for run in result["summary"]:
+            rounds = ", ".join(f"{rate:,.0f}" for rate in run["end_to_end_rounds"])
             print(
                 f"  {run['consumers']:>9}  {run['mode']:7}  {run['send_per_s']:9,.0f}  "
                 f"{run['drain_per_s']:9,.0f}  {run['end_to_end_per_s']:12,.0f}  "
-                f"{run['conflicts']:9}  {sum(run['faults'].values())}"
+                f"{run['conflicts']:9}  {run['faults']:6}  {rounds}"
             )
         for ratio in result["ratios"]:
             verdict = "ok" if ratio["end_to_end_ratio"] >= TARGET_RATIO else "BELOW TARGET"
+            rounds = ", ".join(f"{value:.1f}" for value in ratio["end_to_end_ratio_rounds"])
             print(
-                f"  x{ratio['consumers']} library/naive: "
+                f"  x{ratio['consumers']} library/naive (median of rounds): "
                 f"end to end {ratio['end_to_end_ratio']:.1f}x"
-                f" ({verdict}, target >= {TARGET_RATIO:.0f}x), send {ratio['send_ratio']:.1f}x,"
-                f" drain {ratio['drain_ratio']:.1f}x"
+                f" ({verdict}, target >= {TARGET_RATIO:.0f}x; rounds {rounds}),"
+                f" send {ratio['send_ratio']:.1f}x, drain {ratio['drain_ratio']:.1f}x"
             )
         lat = result["latency"]
         how = "LISTEN/NOTIFY" if result["backend"] == "postgresql" else "polling"
@@ -410,20 +447,22 @@ def report(results: list[dict[str, Any]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
-    parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--messages", type=int, default=600)
     parser.add_argument("--consumers", default="1,2,4")
     parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds per consumer count")
     parser.add_argument("--latency-sends", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="a smoke run with tiny sizes")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     args = parser.parse_args()
     if args.quick:
-        args.messages, args.consumers, args.latency_sends = 200, "1,2", 20
+        args.messages, args.consumers, args.latency_sends, args.repeat = 200, "1,2", 20, 1
     args.consumers = [int(n) for n in str(args.consumers).split(",")]
     backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
     results = []
     for backend in backends:
         result = bench_backend(backend, args)
+        result["summary"] = summary(result)
         result["ratios"] = ratios(result)
         results.append(result)
     if args.json:

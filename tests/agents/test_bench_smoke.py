@@ -35,6 +35,8 @@ def test_bench_agents_quick(backend: str) -> None:
         assert run["send_per_s"] > 0 and run["drain_per_s"] > 0
     assert runs[("library", 1)]["conflicts"] == 0
     assert [ratio["consumers"] for ratio in result["ratios"]] == [1, 2]
+    assert {(run["mode"], run["consumers"]) for run in result["summary"]} == set(runs)
+    assert all(run["faults"] == 0 and run["rounds"] == 1 for run in result["summary"])
     latency = result["latency"]
     assert latency["sends"] == 20
     assert 0 < latency["p50_ms"] <= latency["p95_ms"] <= latency["max_ms"]
