@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cryptotrading.models import SCHEMA_VERSIONS
-from tests.helpers import SettingsFactory, settings_env
+from tests.helpers import SettingsFactory, invoke, settings_env
 
 CLI = str(Path(sys.executable).with_name("cryptotrading"))
 
@@ -131,3 +131,12 @@ def test_data_dir_that_is_a_file(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "is not a directory" in result.stderr
     assert (tmp_path / "data").read_text() == "not a directory"
+
+
+def test_stored_text_is_printed_as_it_is_never_as_markup(make_settings: SettingsFactory) -> None:
+    """A name that looks like rich markup is stored, listed and shown literally
+    (regression: ``[/x]`` crashed every later ``models list`` with a traceback)."""
+    env = settings_env(make_settings("three"))
+    invoke(env, "models", "register", "[/x]", "1.0.0", code=0)
+    listed = invoke(env, "models", "list", code=0)
+    assert "[/x]" in listed.stdout and "Traceback" not in listed.stdout + listed.stderr

@@ -14,8 +14,9 @@ from rich.table import Table
 
 from cryptotrading.common.clock import iso
 
-console = Console()
-err_console = Console(stderr=True)
+#: Markup off: stored text (names, payloads, errors) is printed as it is, never parsed.
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
 
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
