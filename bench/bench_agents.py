@@ -2,7 +2,7 @@
 delivery under concurrent consumers, and wake-up latency.
 
     .venv/bin/python bench/bench_agents.py [--backend sqlite|postgresql|both]
-        [--messages 600] [--consumers 1,2,4] [--batch 50] [--repeat 3]
+        [--messages 500] [--consumers 1,2,4] [--batch 50] [--repeat 3]
         [--latency-sends 200] [--quick] [--json]
 
 Every figure comes from one run; ratios are against a baseline measured in the same
@@ -447,7 +447,7 @@ def report(results: list[dict[str, Any]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
-    parser.add_argument("--messages", type=int, default=600)
+    parser.add_argument("--messages", type=int, default=500)
     parser.add_argument("--consumers", default="1,2,4")
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3, help="rounds per consumer count")
