@@ -10,6 +10,16 @@ LOCKED`` on PostgreSQL (concurrent consumers skip each other's rows instead of
 waiting) and under SQLite's ``BEGIN IMMEDIATE`` write lock. Each gets a lease until
 now + lease seconds, its attempt counter incremented and a fresh receipt: only the
 holder of the current receipt can settle it.
+
+A FIFO group has at most one message in flight: a message waits while any message of
+its group is ``delivered`` or an earlier one is ``pending`` (a re-driven dead letter
+goes first again, but not while a later message of its group is in flight).
+
+Sweep details (issue 13 review): a ``delivered`` message without a lease (rows from
+before 2.4.0 with no ``delivered_at``) counts as lapsed; a lapsed message whose TTL
+has passed becomes ``expired`` instead of being counted as requeued and then expired;
+a lapsed message on its last attempt becomes ``dead``. A lapsed lease is redelivered
+at once (no backoff, like an SQS visibility timeout).
 """
 
 from __future__ import annotations
@@ -17,9 +27,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, and_, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import ColumnElement
 
 from cryptotrading.agents._common import WHERE, read_session
 from cryptotrading.agents.policy import DEFAULT_POLICY, QueuePolicy
@@ -31,8 +43,8 @@ from cryptotrading.common.views import AsDict
 from cryptotrading.db import unit_of_work
 from cryptotrading.models.agents import A2AMessage
 
-#: States a FIFO group's earlier message can be in and still hold the group back.
-OPEN = ("pending", "delivered")
+#: ``last_error`` of a delivery whose lease ran out.
+LAPSED = "lease expired before the message was acknowledged"
 
 
 @dataclass(frozen=True)
@@ -48,31 +60,48 @@ def sweep(session: Session, now: datetime, receiver_id: str | None = None) -> Sw
     """Inside the caller's transaction: expired leases back to ``pending`` (``dead``
     after the last attempt), pending messages past ``expires_at`` to ``expired``."""
     mine = [] if receiver_id is None else [A2AMessage.receiver_id == receiver_id]
-    lapsed = [A2AMessage.status == "delivered", A2AMessage.lease_expires_at <= now, *mine]
-    reason = "lease expired before the message was acknowledged"
-    dead = session.execute(
-        update(A2AMessage)
-        .where(*lapsed, A2AMessage.attempts >= A2AMessage.max_attempts)
-        .values(status="dead", lease_expires_at=None, dead_lettered_at=now, last_error=reason)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
-    requeued = session.execute(
-        update(A2AMessage)
-        .where(*lapsed)
-        .values(status="pending", lease_expires_at=None, last_error=reason)
-        .returning(A2AMessage.receiver_id)
-        .execution_options(synchronize_session=False)
-    ).scalars()
-    woken = list(requeued)
-    expired = session.execute(
-        update(A2AMessage)
-        .where(A2AMessage.status == "pending", A2AMessage.expires_at <= now, *mine)
-        .values(status="expired", last_error="expired before it was delivered")
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
+    lease_over = or_(A2AMessage.lease_expires_at.is_(None), A2AMessage.lease_expires_at <= now)
+    lapsed = [A2AMessage.status == "delivered", lease_over, *mine]
+
+    def change(*where: ColumnElement[bool], **values: Any) -> int:
+        statement = update(A2AMessage).where(*where).values(**values)
+        result = session.execute(statement.execution_options(synchronize_session=False))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    dead = change(
+        *lapsed,
+        A2AMessage.attempts >= A2AMessage.max_attempts,
+        status="dead",
+        lease_expires_at=None,
+        dead_lettered_at=now,
+        last_error=LAPSED,
+    )
+    late = change(
+        *lapsed,
+        A2AMessage.expires_at <= now,
+        status="expired",
+        lease_expires_at=None,
+        last_error=LAPSED + "; then its expiry time passed",
+    )
+    woken = list(
+        session.execute(
+            update(A2AMessage)
+            .where(*lapsed)
+            .values(status="pending", lease_expires_at=None, last_error=LAPSED)
+            .returning(A2AMessage.receiver_id)
+            .execution_options(synchronize_session=False)
+        ).scalars()
+    )
+    expired = change(
+        A2AMessage.status == "pending",
+        A2AMessage.expires_at <= now,
+        *mine,
+        status="expired",
+        last_error="expired before it was delivered",
+    )
     if woken and receiver_id is None:
         notify(session, set(woken))
-    return SweepResult(len(woken), int(dead), int(expired))
+    return SweepResult(len(woken), dead, late + expired)
 
 
 def requeue_expired(engine: Engine) -> SweepResult:
@@ -83,12 +112,14 @@ def requeue_expired(engine: Engine) -> SweepResult:
 
 
 def _deliverable(receiver_id: str, now: datetime):  # type: ignore[no-untyped-def]
-    earlier = aliased(A2AMessage)
+    other = aliased(A2AMessage)
     blocked = exists().where(
-        earlier.receiver_id == A2AMessage.receiver_id,
-        earlier.group_key == A2AMessage.group_key,
-        earlier.status.in_(OPEN),
-        earlier.id < A2AMessage.id,
+        other.receiver_id == A2AMessage.receiver_id,
+        other.group_key == A2AMessage.group_key,
+        or_(
+            other.status == "delivered",
+            and_(other.status == "pending", other.id < A2AMessage.id),
+        ),
     )
     return and_(
         A2AMessage.receiver_id == receiver_id,

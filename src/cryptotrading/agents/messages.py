@@ -6,6 +6,14 @@ Message states: ``pending`` -> ``delivered`` (leased to one consumer) -> ``proce
 ``pending`` (after a backoff) until ``max_attempts`` deliveries failed, then it is
 ``dead`` (a dead letter, kept with its last error until re-driven); a pending message
 whose ``expires_at`` passes becomes ``expired``.
+
+Checks (issue 13 review): ids and keys are identifiers and payloads JSON without NUL
+(:mod:`.registry`'s checks: a NUL used to reach PostgreSQL as a driver error); a
+``not_before`` / ``expires_at`` whose UTC form is outside the calendar is a
+ValidationError naming it; an item of ``send_messages`` that is not an
+:class:`Outgoing` is refused. A delayed message wakes the receiver's waiting consumers
+too (they then sleep until its ``not_before``, see :mod:`.receiving`); before, they
+learnt of it only at their next 5-second recheck.
 """
 
 from __future__ import annotations
@@ -22,9 +30,15 @@ from sqlalchemy.orm import Session
 
 from cryptotrading.agents._common import WHERE, read_session
 from cryptotrading.agents.policy import DEFAULT_POLICY, QueuePolicy
-from cryptotrading.agents.registry import require_agent, require_connection
+from cryptotrading.agents.registry import (
+    checked_document,
+    checked_id,
+    optional_id,
+    require_agent,
+    require_connection,
+)
 from cryptotrading.agents.wakeup import notify
-from cryptotrading.common.checks import integer, number, optional_text, required_document, text
+from cryptotrading.common.checks import integer, number
 from cryptotrading.common.clock import maybe_utc, utcnow
 from cryptotrading.db import unit_of_work
 from cryptotrading.errors import ValidationError
@@ -52,7 +66,7 @@ class Outgoing:
 
 
 def _payload(value: Any, policy: QueuePolicy) -> dict[str, Any]:
-    payload = required_document(value, "payload")
+    payload = checked_document(value, "payload")
     size = len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
     if size > policy.max_payload_bytes:
         raise ValidationError(
@@ -66,7 +80,12 @@ def _payload(value: Any, policy: QueuePolicy) -> dict[str, Any]:
 def _when(
     seconds: float | None, moment: datetime | None, what: str, now: datetime
 ) -> datetime | None:
-    at = maybe_utc(moment, what)
+    try:
+        at = maybe_utc(moment, what)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise ValidationError(
+            f"{what} is outside the calendar in UTC", hint=f"Give {what} as a UTC time."
+        ) from None
     if seconds is None:
         return at
     if at is not None:
@@ -77,6 +96,11 @@ def _when(
 
 
 def _build(sender_id: str, out: Outgoing, policy: QueuePolicy, now: datetime) -> A2AMessage:
+    if not isinstance(out, Outgoing):
+        raise ValidationError(
+            f"a message to send must be an Outgoing, got {type(out).__name__}",
+            hint="Build each message with agents.Outgoing(receiver_id, payload, ...).",
+        )
     expires_at = _when(out.ttl_seconds, out.expires_at, "expires_at", now)
     not_before = _when(out.delay_seconds, out.not_before, "not_before", now)
     if expires_at is not None and expires_at <= (not_before or now):
@@ -88,14 +112,14 @@ def _build(sender_id: str, out: Outgoing, policy: QueuePolicy, now: datetime) ->
     return A2AMessage(
         message_id=str(uuid.uuid4()),
         sender_id=sender_id,
-        receiver_id=text(out.receiver_id, "receiver id", limit=128),
-        message_type=text(out.message_type, "message type", limit=64),
+        receiver_id=checked_id(out.receiver_id, "receiver id"),
+        message_type=checked_id(out.message_type, "message type", limit=64),
         payload=_payload(out.payload, policy),
         status="pending",
         priority=integer(out.priority, "priority", low=-1000, high=1000),
-        correlation_id=optional_text(out.correlation_id, "correlation id", limit=64),
-        group_key=optional_text(out.group_key, "group key", limit=128),
-        idempotency_key=optional_text(out.idempotency_key, "idempotency key", limit=128),
+        correlation_id=optional_id(out.correlation_id, "correlation id", limit=64),
+        group_key=optional_id(out.group_key, "group key"),
+        idempotency_key=optional_id(out.idempotency_key, "idempotency key"),
         attempts=0,
         max_attempts=integer(attempts, "max attempts", low=1, high=1000),
         not_before=not_before,
@@ -113,7 +137,7 @@ def enqueue(
 ) -> list[A2AMessage]:
     """Queue *messages* from *sender_id* inside the caller's transaction (a workflow
     runner sends a step and records it atomically this way)."""
-    sender_id = text(sender_id, "sender id", limit=128)
+    sender_id = checked_id(sender_id, "sender id")
     now = utcnow()
     built = [_build(sender_id, out, policy, now) for out in messages]
     require_agent(session, sender_id)
@@ -123,7 +147,7 @@ def enqueue(
             require_connection(session, sender_id, receiver)
     session.add_all(built)
     session.flush()
-    notify(session, [m.receiver_id for m in built if m.not_before is None or m.not_before <= now])
+    notify(session, [m.receiver_id for m in built])  # delayed too: waiters learn when
     return built
 
 

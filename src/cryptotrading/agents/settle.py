@@ -6,6 +6,17 @@ valid until the message is claimed again, so a consumer whose lease ran out may 
 settle it as long as no other consumer has taken it; once another has, the call
 raises :class:`~cryptotrading.errors.LeaseLostError`. Without a receipt (the CLI's
 ``agents ack ID``) the current delivery is settled.
+
+Late settlement by the last receipt holder (nobody claimed the message since): an ack
+makes it ``processed`` whether its lease was merely over (still ``delivered``), it was
+already swept back to ``pending``, or swept on to ``dead`` (last attempt) or
+``expired`` (TTL passed) -- the holder did the work, so it is not done again; a nack
+gives it back as usual (a ``dead`` one stays dead with the new reason). Settling a
+message already ``processed`` under the same receipt: an ack is a no-op, a nack a
+ConflictError. Issue 13 review: ``expired`` became settleable (the rule above held for
+every other state); ids, receipts and reasons are checked (a NUL was a PostgreSQL
+driver error); a nack, and the ack of a message of a FIFO group (which frees the next
+one), wake the receiver's waiting consumers.
 """
 
 from __future__ import annotations
@@ -19,19 +30,22 @@ from sqlalchemy.orm import Session
 
 from cryptotrading.agents._common import WHERE
 from cryptotrading.agents.policy import DEFAULT_POLICY, QueuePolicy
-from cryptotrading.common.checks import number, text
+from cryptotrading.agents.registry import checked_id, checked_text, optional_id
+from cryptotrading.agents.wakeup import notify
+from cryptotrading.common.checks import number
 from cryptotrading.common.clock import utcnow
 from cryptotrading.common.views import AsDict
 from cryptotrading.db import unit_of_work
-from cryptotrading.errors import ConflictError, LeaseLostError, NotFoundError
+from cryptotrading.errors import ConflictError, LeaseLostError, NotFoundError, ValidationError
 from cryptotrading.models.agents import A2AMessage
 
 #: States a message can be settled from by the holder of its last receipt.
-SETTLEABLE = ("delivered", "pending", "dead")
+SETTLEABLE = ("delivered", "pending", "dead", "expired")
 
 
 def locked_message(session: Session, message_id: str) -> A2AMessage:
     """The message, row-locked on PostgreSQL, else NotFoundError."""
+    message_id = checked_id(message_id, "message id", limit=64)
     message = session.scalar(
         select(A2AMessage).where(A2AMessage.message_id == message_id).with_for_update()
     )
@@ -52,10 +66,15 @@ def check_receipt(message: A2AMessage, receipt: str | None) -> None:
                 hint="Claim it first (`cryptotrading agents receive`), then settle it.",
             )
         return
-    if message.receipt != receipt or message.status not in SETTLEABLE:
+    if message.receipt != optional_id(receipt, "receipt", limit=36):
         raise LeaseLostError(
-            f"message {message.message_id} was delivered again (attempt {message.attempts}, "
-            f"now {message.status}): this delivery's receipt is no longer valid"
+            f"message {message.message_id} is {message.status} after attempt "
+            f"{message.attempts}: this receipt does not name its latest delivery"
+        )
+    if message.status not in SETTLEABLE:
+        raise ConflictError(
+            f"message {message.message_id} is already {message.status}",
+            hint="It was acknowledged under this receipt: there is nothing left to settle.",
         )
 
 
@@ -68,6 +87,8 @@ def ack_in(session: Session, message: A2AMessage, receipt: str | None) -> A2AMes
     message.processed_at = utcnow()
     message.lease_expires_at = None
     message.dead_lettered_at = None
+    if message.group_key is not None:  # the next message of its group may go now
+        notify(session, [message.receiver_id])
     return message
 
 
@@ -88,7 +109,16 @@ class AckResult(AsDict):
 def acknowledge_many(engine: Engine, deliveries: Iterable[A2AMessage]) -> AckResult:
     """Acknowledge claimed messages in one transaction (by their receipts); those
     redelivered meanwhile are reported in ``lost``, the rest acknowledged."""
-    wanted = {m.message_id: m.receipt for m in deliveries}
+    wanted = {}
+    for delivery in deliveries:
+        if not isinstance(delivery, A2AMessage):
+            raise ValidationError(
+                f"acknowledge_many takes claimed messages, got {type(delivery).__name__}",
+                hint="Pass the messages claim_messages / receive returned.",
+            )
+        wanted[checked_id(delivery.message_id, "message id", limit=64)] = optional_id(
+            delivery.receipt, "receipt", limit=36
+        )
     if not wanted:
         return AckResult(0)
     now = utcnow()
@@ -102,6 +132,7 @@ def acknowledge_many(engine: Engine, deliveries: Iterable[A2AMessage]) -> AckRes
             .with_for_update()
         )
         seen: set[str] = set()
+        grouped: set[str] = set()
         for message in rows:
             seen.add(message.message_id)
             if message.status == "processed" and message.receipt == wanted[message.message_id]:
@@ -112,9 +143,12 @@ def acknowledge_many(engine: Engine, deliveries: Iterable[A2AMessage]) -> AckRes
                 message.lease_expires_at = None
                 message.dead_lettered_at = None
                 acked += 1
+                if message.group_key is not None:
+                    grouped.add(message.receiver_id)
             else:
                 lost.append(message.message_id)
         lost.extend(set(wanted) - seen)
+        notify(session, grouped)
     return AckResult(acked, sorted(lost))
 
 
@@ -139,6 +173,7 @@ def nack_in(
     delay = policy.backoff(message.attempts) if delay_seconds is None else delay_seconds
     message.status = "pending"
     message.not_before = now + timedelta(seconds=delay)
+    notify(session, [message.receiver_id])  # waiters learn when it is due again
     return message
 
 
@@ -154,7 +189,7 @@ def nack(
     """Give a delivery back with *reason*: it is delivered again after *delay_seconds*
     (default: the policy's exponential backoff with jitter), or, when this was its last
     attempt, it becomes a dead letter keeping *reason* as ``last_error``."""
-    why = text(reason, "reason", limit=10_000)
+    why = checked_text(reason, "reason", limit=10_000)
     delay = None if delay_seconds is None else number(delay_seconds, "delay", low=0, high=10**7)
     with unit_of_work(engine, WHERE) as session:
         message = locked_message(session, message_id)

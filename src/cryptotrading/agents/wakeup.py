@@ -5,6 +5,11 @@ the notification is delivered exactly when the message becomes visible (at commi
 waiting consumer ``LISTEN``s on its own connection and claims as soon as it is woken.
 SQLite has no notifications: a waiting consumer polls, starting at 10 ms and doubling
 up to half a second, so an idle consumer costs a few reads per second at most.
+
+Who notifies (issue 13 review): a send (delayed ones too: the waiter then sleeps until
+the message is due), a nack, the ack of a message of a FIFO group (the next one may
+go), a re-drive, and the ``requeue_expired`` sweep. A listening connection that cannot
+be opened is a StoreUnavailableError (it was the driver's error).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from typing import Protocol
 from sqlalchemy import Engine
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
+
+from cryptotrading.errors import StoreUnavailableError
 
 #: Pseudo receiver whose channel wakes workflow runners when an execution starts.
 EXECUTIONS_CHANNEL = "__workflow_executions__"
@@ -77,7 +84,13 @@ def waiter(engine: Engine, *receiver_ids: str) -> Iterator[Waiter]:
     import psycopg  # the driver of PostgreSQL stores; only needed here
 
     url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(url, autocommit=True) as connection:
+    try:
+        connection = psycopg.connect(url, autocommit=True)
+    except psycopg.Error as exc:
+        raise StoreUnavailableError(
+            f"app store: cannot listen for new messages: {str(exc).strip().splitlines()[0]}"
+        ) from exc
+    with connection:
         for receiver_id in receiver_ids:
             connection.execute(f'LISTEN "{channel(receiver_id)}"')
         yield _Listening(connection)
