@@ -203,3 +203,39 @@ def test_extend_lease_keeps_the_delivery(engine: Engine) -> None:
         agents.extend_lease(engine, sent.message_id, got.receipt, seconds=60)
     with pytest.raises(ValidationError, match="lease seconds"):
         agents.extend_lease(engine, sent.message_id, got.receipt, seconds=0)
+
+
+def test_a_late_nack_by_the_last_holder(engine: Engine) -> None:
+    policy = QueuePolicy(backoff_base_seconds=100.0)
+    requeued = send(engine)
+    dead = send(engine, max_attempts=1)
+    first, second = claim(engine)
+    for message in (requeued, dead):
+        shift(engine, message.message_id, lease_expires_at=-1)
+    assert agents.requeue_expired(engine).as_dict() == {"requeued": 1, "dead": 1, "expired": 0}
+    back = agents.nack(engine, requeued.message_id, first.receipt, reason="late", policy=policy)
+    assert back.status == "pending" and back.last_error == "late" and back.attempts == 1
+    assert back.not_before is not None and back.not_before > utcnow()  # backed off
+    still = agents.nack(engine, dead.message_id, second.receipt, reason="late too")
+    assert still.status == "dead" and still.last_error == "late too"
+
+
+def test_a_lapsed_lease_not_yet_swept_is_still_the_holders(engine: Engine) -> None:
+    sent = send(engine)
+    (got,) = claim(engine)
+    shift(engine, sent.message_id, lease_expires_at=-1)
+    renewed = agents.extend_lease(engine, sent.message_id, got.receipt, seconds=60)
+    assert renewed.status == "delivered" and renewed.attempts == 1
+    assert claim(engine) == []  # the renewed lease holds
+    shift(engine, sent.message_id, lease_expires_at=-1)
+    assert agents.acknowledge(engine, sent.message_id).status == "processed"  # no receipt
+
+
+def test_a_deactivated_agent_still_drains_its_queue(engine: Engine) -> None:
+    sent = send(engine)
+    agents.deactivate_agent(engine, "receiver")
+    with pytest.raises(NotFoundError, match="deactivated"):
+        send(engine)
+    (got,) = claim(engine)
+    assert got.message_id == sent.message_id
+    assert agents.acknowledge(engine, sent.message_id, got.receipt).status == "processed"

@@ -251,3 +251,40 @@ def test_two_deliveries_of_one_key_processed_at_once_run_one_handler(
     assert outcomes[second.message_id].status == "duplicate", outcomes[second.message_id]
     assert outcomes[second.message_id].result == {"handled": first_sent.message_id}
     assert calls == [first.message_id] and effects(engine) == [first_sent.message_id]
+
+
+def test_a_lease_lapsing_during_process_is_not_redelivered(engine: Engine, backend: str) -> None:
+    """process() holds the message (PostgreSQL: its row lock; SQLite: the write lock)
+    until it commits, so a claim meanwhile waits and then finds it processed: the
+    effect happens once even without an idempotency key."""
+    sent = send(engine)
+    (got,) = claim(engine, lease_seconds=0.2)
+    inside, release = threading.Event(), threading.Event()
+
+    def slow(session: Session, message: A2AMessage) -> dict[str, Any]:
+        inside.set()
+        assert release.wait(30)
+        return write_effect(session, message)
+
+    outcome: list[Any] = []
+    worker = threading.Thread(target=lambda: outcome.append(agents.process(engine, got, slow)))
+    worker.start()
+    assert inside.wait(30)
+    worker.join(0.4)  # the lease has passed now
+    claimed: list[Any] = []
+    other = threading.Thread(target=lambda: claimed.append(claim(engine)))
+    other.start()
+    if backend == "postgresql":  # the claim's sweep waits on the row process() holds
+        for _ in range(300):
+            if _blocked_on_a_lock(engine):
+                break
+            other.join(0.05)
+        assert _blocked_on_a_lock(engine)
+    else:
+        other.join(0.3)
+    assert other.is_alive()  # waiting, not redelivering
+    release.set()
+    worker.join(60)
+    other.join(60)
+    assert outcome[0].status == "processed" and claimed == [[]]
+    assert effects(engine) == [sent.message_id]
