@@ -280,19 +280,27 @@ def _has_cycle(n: int, edges: set[tuple[int, int]]) -> bool:
         remaining -= free
 
 
+def _graph_definition(graph: tuple[int, list[tuple[int, int]], list[bool]]) -> dict[str, Any]:
+    """Steps s0..s(n-1); an edge (a, b) makes s<a> need s<b>, through its "after" or a
+    reference in its input."""
+    n, pairs, as_reference = graph
+    steps: list[dict[str, Any]] = []
+    for v in range(n):
+        needs = sorted({b for a, b in pairs if a == v})
+        after = [f"s{b}" for i, b in enumerate(needs) if not as_reference[i]]
+        refs = {f"r{b}": f"$steps.s{b}.out" for i, b in enumerate(needs) if as_reference[i]}
+        steps.append(_step(f"s{v}", after=after, input=refs))
+    return {"steps": steps}
+
+
 @settings(max_examples=300, deadline=None)
 @given(graph=_GRAPHS)
 def test_random_graphs_parse_in_order_or_name_a_real_cycle(
     graph: tuple[int, list[tuple[int, int]], list[bool]],
 ) -> None:
-    n, pairs, as_reference = graph
+    n, pairs, _ = graph
     edges = set(pairs)  # (a, b): step a needs step b
-    steps: list[dict[str, Any]] = []
-    for v in range(n):
-        needs = sorted(b for a, b in edges if a == v)
-        after = [f"s{b}" for i, b in enumerate(needs) if not as_reference[i]]
-        refs = {f"r{b}": f"$steps.s{b}.out" for i, b in enumerate(needs) if as_reference[i]}
-        steps.append(_step(f"s{v}", after=after, input=refs))
+    steps = _graph_definition(graph)["steps"]
     if _has_cycle(n, edges):
         with pytest.raises(ValidationError, match="steps form a cycle: ") as refused:
             parse({"steps": steps})
@@ -310,7 +318,7 @@ def test_random_graphs_parse_in_order_or_name_a_real_cycle(
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(definition=_DEFINITIONS)
+@given(definition=st.one_of(_DEFINITIONS, _DEEP, _GRAPHS.map(_graph_definition)))
 def test_hostile_definitions_are_refused_without_writing(
     app_engine: Engine, definition: Any
 ) -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
@@ -20,7 +22,7 @@ from cryptotrading import agents
 from cryptotrading.agents.runner import REPLY_ERROR
 from cryptotrading.common.clock import as_utc, utcnow
 from cryptotrading.db import unit_of_work
-from cryptotrading.errors import ConflictError, NotFoundError
+from cryptotrading.errors import ConflictError, NotFoundError, ValidationError
 from cryptotrading.models import A2AWorkflowStep
 from cryptotrading.models.agents import A2AMessage, AgentContext
 from cryptotrading.stores import Stores
@@ -500,3 +502,79 @@ def test_run_until_idle_waits_for_the_executions_it_is_given(app_engine: Engine)
     assert (status(app_engine, quick), status(app_engine, stuck)) == ("completed", "running")
     assert runner.run_until_idle(timeout=0.05, step_agents=serve) is False  # "stuck" runs on
     assert runner.run_until_idle(timeout=0.05, executions=[stuck]) is False
+
+
+_TEXT = st.text(  # the queue refuses NUL and lone surrogates
+    st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), max_size=12
+)
+_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**20), max_value=10**20)
+    | st.floats(min_value=-1e15, max_value=1e15)  # JSONB keeps these exactly
+    | _TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+    max_leaves=12,
+)
+_REPLIES = st.fixed_dictionaries(
+    {},
+    optional={"output": _VALUES, "error": _VALUES, "attempt": _VALUES | st.integers(0, 3)},
+).flatmap(
+    lambda known: st.dictionaries(_TEXT, _VALUES, max_size=2).map(lambda extra: {**extra, **known})
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(payload=_REPLIES, kind=st.sampled_from(["workflow.result", "workflow.error", "chat"]))
+def test_hostile_replies_never_break_the_runner(
+    app_engine: Engine, payload: dict[str, Any], kind: str
+) -> None:
+    runner = wire(app_engine, {"w": []})
+    rule = {"retry": {"max_attempts": 2, "backoff_seconds": 1000}}  # a retry stays waiting
+    agents.define_workflow(app_engine, "one", {"steps": [{"id": "s", "agent": "w", **rule}]})
+    run = agents.start_execution(app_engine, "one").execution_id
+    runner.run_once()
+    correlation = step_record(app_engine, run, "s").correlation_id
+    agents.send_message(
+        app_engine, "w", RUNNER, payload, message_type=kind, correlation_id=correlation
+    )
+    assert runner.run_once().replies == 1  # recorded or ignored, never raised
+    record = step_record(app_engine, run, "s")
+    failed_attempt = kind == "workflow.error" or "error" in payload
+    stale = failed_attempt and isinstance(payload.get("attempt"), int) and payload["attempt"] != 1
+    if failed_attempt and not stale:
+        error = payload.get("error")
+        text = error if isinstance(error, str) else json.dumps(error, sort_keys=True)
+        assert (record.status, record.error) == ("waiting", text[:10_000] or "step failed")
+    elif failed_attempt:
+        assert record.status == "sent"  # an old attempt's error: ignored
+    else:
+        output = payload.get("output")
+        assert record.status == "completed" and status(app_engine, run) == "completed"
+        assert record.output_data == (output if isinstance(output, dict) else {"value": output})
+    assert agents.list_messages(app_engine, RUNNER, status="pending") == []
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(given_input=_VALUES | st.floats() | st.dictionaries(st.text(max_size=6), st.floats()))
+def test_hostile_execution_input_is_refused_without_writing(
+    app_engine: Engine, given_input: Any
+) -> None:
+    agents.register_agent(app_engine, "w", "step-agent")
+    agents.define_workflow(
+        app_engine, "needs-x", {"inputs": ["x"], "steps": [{"id": "s", "agent": "w"}]}
+    )
+    before = count_rows(app_engine, A2AWorkflowStep), len(agents.list_executions(app_engine))
+    try:
+        run = agents.start_execution(app_engine, "needs-x", given_input)
+    except ValidationError as error:
+        assert error.hint
+        after = count_rows(app_engine, A2AWorkflowStep), len(agents.list_executions(app_engine))
+        assert after == before
+        return
+    assert isinstance(given_input, dict) and "x" in given_input
+    assert run.status == "running" and run.input_data == given_input

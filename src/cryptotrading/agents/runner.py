@@ -35,6 +35,7 @@ messaging is open, connect it to every agent its workflows use.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -175,6 +176,12 @@ def _reply_again(
             )
 
 
+def _error_text(error: Any) -> str:
+    """An error reply's ``error`` as text: a string as it is, anything else as JSON."""
+    text = error if isinstance(error, str) else json.dumps(error, sort_keys=True)
+    return text[:10_000] or "step failed"
+
+
 class WorkflowRunner:
     """Runs the steps of every running execution (see the module doc)."""
 
@@ -310,7 +317,7 @@ class WorkflowRunner:
             attempt = reply.payload.get("attempt")
             if isinstance(attempt, int) and attempt != step.attempts:
                 return {"ignored": f"error reply of attempt {attempt}, now {step.attempts}"}
-            error = str(reply.payload.get("error"))[:10_000]
+            error = _error_text(reply.payload.get("error"))
             if step.status == "waiting":  # the attempt timed out already: keep its backoff
                 step.error = error
                 step.correlation_id = str(uuid.uuid4())
