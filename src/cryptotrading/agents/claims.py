@@ -20,6 +20,13 @@ before 2.4.0 with no ``delivered_at``) counts as lapsed; a lapsed message whose 
 has passed becomes ``expired`` instead of being counted as requeued and then expired;
 a lapsed message on its last attempt becomes ``dead``. A lapsed lease is redelivered
 at once (no backoff, like an SQS visibility timeout).
+
+Cost (issue 13 benchmark): a claim runs one indexed probe for anything to sweep (the
+sweep's UPDATEs only when it finds a row) and one set-based ``UPDATE ... WHERE id IN
+(SELECT ... ORDER BY ... LIMIT n FOR UPDATE SKIP LOCKED) RETURNING``: a few statements
+per batch, however many messages it takes, and an ordered index scan
+(``receiver_id, status, priority DESC, created_at, id``) that stops after *n* rows
+whatever the backlog.
 """
 
 from __future__ import annotations
@@ -130,6 +137,22 @@ def _deliverable(receiver_id: str, now: datetime):  # type: ignore[no-untyped-de
     )
 
 
+def _anything_to_sweep(session: Session, receiver_id: str, now: datetime) -> bool:
+    """Whether the receiver has a lapsed lease or an expired pending message (two
+    indexed probes: the sweep's UPDATEs are skipped when both find nothing)."""
+    lapsed = select(A2AMessage.id).where(
+        A2AMessage.receiver_id == receiver_id,
+        A2AMessage.status == "delivered",
+        or_(A2AMessage.lease_expires_at.is_(None), A2AMessage.lease_expires_at <= now),
+    )
+    expired = select(A2AMessage.id).where(
+        A2AMessage.receiver_id == receiver_id,
+        A2AMessage.status == "pending",
+        A2AMessage.expires_at <= now,
+    )
+    return any(session.scalar(probe.limit(1)) is not None for probe in (lapsed, expired))
+
+
 def claim_in(
     session: Session,
     receiver_id: str,
@@ -139,25 +162,30 @@ def claim_in(
     now: datetime,
 ) -> list[A2AMessage]:
     """The claim of :func:`claim_messages` inside the caller's transaction."""
-    sweep(session, now, receiver_id)
-    query = (
-        select(A2AMessage)
+    if _anything_to_sweep(session, receiver_id, now):
+        sweep(session, now, receiver_id)
+    chosen = (
+        select(A2AMessage.id)
         .where(_deliverable(receiver_id, now))
         .order_by(A2AMessage.priority.desc(), A2AMessage.created_at, A2AMessage.id)
         .limit(limit)
         .with_for_update(skip_locked=True)  # SQLite: BEGIN IMMEDIATE already serialises
     )
-    messages = list(session.scalars(query))
-    receipt = str(uuid.uuid4())
-    lease = now + timedelta(seconds=lease_seconds)
-    for message in messages:
-        message.status = "delivered"
-        message.attempts += 1
-        message.delivered_at = now
-        message.lease_expires_at = lease
-        message.receipt = receipt
-    session.flush()
-    return messages
+    taken = session.scalars(
+        update(A2AMessage)
+        .where(A2AMessage.id.in_(chosen))
+        .values(
+            status="delivered",
+            attempts=A2AMessage.attempts + 1,
+            delivered_at=now,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            receipt=str(uuid.uuid4()),
+        )
+        .returning(A2AMessage)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    # RETURNING order is unspecified: deliver in claim order.
+    return sorted(taken, key=lambda m: (-m.priority, m.created_at, m.id))
 
 
 def claim_messages(

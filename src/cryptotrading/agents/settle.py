@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from cryptotrading.agents._common import WHERE
@@ -122,34 +122,54 @@ def acknowledge_many(engine: Engine, deliveries: Iterable[A2AMessage]) -> AckRes
     if not wanted:
         return AckResult(0)
     now = utcnow()
-    lost: list[str] = []
-    acked = 0
+    by_receipt: dict[str | None, list[str]] = {}
+    for message_id, receipt in wanted.items():
+        by_receipt.setdefault(receipt, []).append(message_id)
+    settled: set[str] = set()
+    grouped: set[str] = set()
     with unit_of_work(engine, WHERE) as session:
-        rows = session.scalars(
-            select(A2AMessage)
-            .where(A2AMessage.message_id.in_(list(wanted)))
-            .order_by(A2AMessage.id)
-            .with_for_update()
+        # One set-based UPDATE per receipt (a claim's batch shares one).
+        for receipt, ids in sorted(by_receipt.items(), key=lambda item: str(item[0])):
+            if receipt is None:
+                continue
+            rows = session.execute(
+                update(A2AMessage)
+                .where(
+                    A2AMessage.message_id.in_(sorted(ids)),
+                    A2AMessage.receipt == receipt,
+                    A2AMessage.status.in_(SETTLEABLE),
+                )
+                .values(
+                    status="processed",
+                    processed_at=now,
+                    lease_expires_at=None,
+                    dead_lettered_at=None,
+                )
+                .returning(A2AMessage.message_id, A2AMessage.receiver_id, A2AMessage.group_key)
+                .execution_options(synchronize_session=False)
+            )
+            for message_id, receiver_id, group_key in rows:
+                settled.add(message_id)
+                if group_key is not None:  # the next message of its group may go now
+                    grouped.add(receiver_id)
+        rest = sorted(set(wanted) - settled)
+        # The others: acknowledged before under the same receipt (no-op), else lost.
+        already = (
+            {
+                message_id
+                for message_id, status, receipt in session.execute(
+                    select(A2AMessage.message_id, A2AMessage.status, A2AMessage.receipt).where(
+                        A2AMessage.message_id.in_(rest)
+                    )
+                )
+                if status == "processed" and receipt is not None and receipt == wanted[message_id]
+            }
+            if rest
+            else set()
         )
-        seen: set[str] = set()
-        grouped: set[str] = set()
-        for message in rows:
-            seen.add(message.message_id)
-            if message.status == "processed" and message.receipt == wanted[message.message_id]:
-                acked += 1
-            elif message.receipt == wanted[message.message_id] and message.status in SETTLEABLE:
-                message.status = "processed"
-                message.processed_at = now
-                message.lease_expires_at = None
-                message.dead_lettered_at = None
-                acked += 1
-                if message.group_key is not None:
-                    grouped.add(message.receiver_id)
-            else:
-                lost.append(message.message_id)
-        lost.extend(set(wanted) - seen)
         notify(session, grouped)
-    return AckResult(acked, sorted(lost))
+    lost = [message_id for message_id in rest if message_id not in already]
+    return AckResult(len(settled) + len(already), lost)
 
 
 def nack_in(
