@@ -47,7 +47,7 @@ def main(url: str, stop_file: str) -> None:
         )
         served += round_
         if not round_:
-            time.sleep(0.005)
+            time.sleep(0.02)  # idle: leave SQLite's write lock to the runner
     engine.dispose()
     sys.stdout.write(str(served))
 
