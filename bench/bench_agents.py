@@ -2,7 +2,7 @@
 delivery under concurrent consumers, and wake-up latency.
 
     .venv/bin/python bench/bench_agents.py [--backend sqlite|postgresql|both]
-        [--messages 500] [--consumers 1,2,4] [--batch 50] [--repeat 3]
+        [--messages 500] [--consumers 1,2,4] [--batch 100] [--repeat 3]
         [--latency-sends 200] [--quick] [--json]
 
 Every figure comes from one run; ratios are against a baseline measured in the same
@@ -449,7 +449,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--messages", type=int, default=500)
     parser.add_argument("--consumers", default="1,2,4")
-    parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3, help="rounds per consumer count")
     parser.add_argument("--latency-sends", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="a smoke run with tiny sizes")
