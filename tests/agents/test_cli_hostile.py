@@ -340,17 +340,12 @@ def test_hostile_workflow_file(
         assert json.loads(result.stdout)["definition"] == _decoded(content)
 
 
-@pytest.mark.xfail(
-    reason="found by test_hostile_workflow_file: workflow_spec.parse encodes the definition "
-    "and a lone surrogate raises UnicodeEncodeError (payloads are refused by name); "
-    "remove this mark when parse refuses it",
-    raises=AssertionError,
-    strict=False,
-)
 @pytest.mark.parametrize(
     "content", [b'{"x": "\\ud800"}', b'{"steps": [{"id": "a", "agent": "\\udcff"}]}']
 )
 def test_definition_with_a_lone_surrogate(fuzzer: Fuzzer, content: bytes) -> None:
+    """Found by test_hostile_workflow_file: parse encoded the definition and a lone
+    surrogate was a UnicodeEncodeError traceback; it is refused by name now."""
     path = fuzzer.workdir / "definition.json"
     path.write_bytes(content)
     result = fuzzer.run(["agents", "workflows", "define", f"--file={path}", "--", "w"])

@@ -36,13 +36,7 @@ from cryptotrading.agents.registry import (
     list_agents,
     register_agent,
 )
-from cryptotrading.agents.runner import (
-    RunnerPass,
-    StepError,
-    WorkflowRunner,
-    reply_in,
-    serve_steps,
-)
+from cryptotrading.agents.runner import RunnerPass, WorkflowRunner
 from cryptotrading.agents.settle import (
     AckResult,
     acknowledge,
@@ -51,6 +45,7 @@ from cryptotrading.agents.settle import (
     nack,
 )
 from cryptotrading.agents.stats import QueueStats, queue_stats
+from cryptotrading.agents.step_agents import StepError, reply_in, serve_steps
 from cryptotrading.agents.workflow_spec import parse as parse_workflow
 from cryptotrading.agents.workflows import (
     EXECUTION_STATUSES,

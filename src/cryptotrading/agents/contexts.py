@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import Engine, delete, or_, select
 
 from cryptotrading.agents._common import WHERE, read_session
-from cryptotrading.agents.registry import require_agent
-from cryptotrading.common.checks import integer, required_document, text
+from cryptotrading.agents.registry import checked_document, checked_id, require_agent
+from cryptotrading.common.checks import integer
 from cryptotrading.common.clock import maybe_utc, utcnow
 from cryptotrading.db import unit_of_work
 from cryptotrading.errors import ValidationError
@@ -29,8 +29,8 @@ def set_context(
 ) -> AgentContext:
     """Store the agent's context of *context_type* (replacing the previous one),
     expiring after *ttl_seconds* or at *expires_at* (never when both are None)."""
-    context_type = text(context_type, "context type", limit=64)
-    data = required_document(context_data, "context data")
+    context_type = checked_id(context_type, "context type", limit=64)
+    data = checked_document(context_data, "context data")
     expiry = maybe_utc(expires_at, "expires_at")
     if ttl_seconds is not None:
         if expiry is not None:

@@ -19,9 +19,9 @@ from typing import Any
 from sqlalchemy import Engine, delete, select
 
 from cryptotrading.agents._common import WHERE
-from cryptotrading.agents.registry import require_agent
+from cryptotrading.agents.registry import checked_id, checked_text, optional_id, require_agent
 from cryptotrading.common import vectors
-from cryptotrading.common.checks import integer, number, optional_text, text
+from cryptotrading.common.checks import integer, number
 from cryptotrading.common.clock import as_utc, utcnow
 from cryptotrading.db import unit_of_work
 from cryptotrading.models.agents import AgentMemory
@@ -57,9 +57,9 @@ def remember(
     """Store an agent memory; with a *key*, the memory of that (type, key) is updated.
     Beyond *limit* memories for the agent, the least relevant others are deleted."""
     fields: dict[str, Any] = {
-        "memory_type": text(memory_type, "memory type", limit=64),
-        "content": text(content, "content", limit=1_000_000),
-        "key": optional_text(key, "key", limit=255),
+        "memory_type": checked_id(memory_type, "memory type", limit=64),
+        "content": checked_text(content, "content", limit=1_000_000),
+        "key": optional_id(key, "key", limit=255),
         "importance": number(importance, "importance", low=0.0, high=1.0),
         "embedding": None if embedding is None else vectors.pack(embedding),
     }

@@ -98,7 +98,7 @@ class RunnerPass(AsDict):
     replies: int = 0
     timeouts: int = 0
     dispatched: int = 0
-    finished: int = 0
+    finished: int = 0  # executions this pass ended (completed, failed)
 
     @property
     def busy(self) -> bool:
@@ -127,6 +127,8 @@ class WorkflowRunner:
         self.policy = policy
         self.batch = batch
         self._specs: dict[tuple[str, int], Workflow | str] = {}
+        #: Executions this pass ended through a reply or a timeout (dispatch counts its own).
+        self._ended = 0
 
     def register(self) -> None:
         """Register (or reactivate) the runner's agent."""
@@ -156,10 +158,11 @@ class WorkflowRunner:
 
     def run_once(self) -> RunnerPass:
         """One pass: replies, timeouts, dispatch (see the module doc)."""
+        self._ended = 0
         replies = self._collect()
         timeouts = self._expire()
         dispatched, finished = self._dispatch()
-        return RunnerPass(replies, timeouts, dispatched, finished)
+        return RunnerPass(replies, timeouts, dispatched, finished + self._ended)
 
     def run(
         self,
@@ -252,6 +255,7 @@ class WorkflowRunner:
                 step.correlation_id = str(uuid.uuid4())
             else:
                 self._attempt_failed(session, execution, step, error, fresh_key=True)
+                self._ended += execution.status != "running"
             return {"step": step.step_id, "status": step.status}
         output = reply.payload.get("output")
         step.status = "completed"
@@ -262,7 +266,7 @@ class WorkflowRunner:
         if step.message_id is not None:
             withdraw(session, [step.message_id], "the step completed")  # a repeat still queued
         session.flush()
-        self._maybe_complete(session, execution)
+        self._ended += self._maybe_complete(session, execution)
         return {"step": step.step_id, "status": "completed"}
 
     def _locked_execution(self, session: Session, execution_id: str) -> A2AWorkflowExecution:
@@ -380,6 +384,7 @@ class WorkflowRunner:
                     step,
                     f"timed out after {seconds:g}s (attempt {step.attempts})",
                 )
+                self._ended += execution.status != "running"
                 count += 1
         return count
 

@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from cryptotrading.common.checks import required_document
+from cryptotrading.agents.registry import checked_document
 from cryptotrading.errors import ValidationError
 
 STEP_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,47}$")
@@ -217,7 +217,7 @@ def parse(definition: Any) -> Workflow:
     """The validated :class:`Workflow` of a definition (see the module doc)."""
     if _depth(definition) > MAX_DEPTH:
         raise _bad(f"workflow definition is nested deeper than {MAX_DEPTH} levels")
-    raw = required_document(definition, "workflow definition")
+    raw = checked_document(definition, "workflow definition")
     size = len(json.dumps(raw, separators=(",", ":"), ensure_ascii=False).encode())
     if size > MAX_BYTES:
         raise _bad(f"workflow definition is {size} bytes as JSON, over {MAX_BYTES}")

@@ -18,9 +18,11 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from cryptotrading.agents._common import WHERE, read_session, serialise
+from cryptotrading.agents.registry import checked_id, checked_text, optional_document
+from cryptotrading.agents.registry import optional_text as optional_checked_text
 from cryptotrading.agents.wakeup import EXECUTIONS_CHANNEL, notify
 from cryptotrading.agents.workflow_spec import parse
-from cryptotrading.common.checks import document, integer, optional_text, text
+from cryptotrading.common.checks import integer
 from cryptotrading.common.clock import utcnow
 from cryptotrading.common.views import AsDict, row_view
 from cryptotrading.db import unit_of_work
@@ -46,10 +48,10 @@ def define_workflow(
     """Create a workflow (version 1) or update it; the definition is validated first
     (:func:`~cryptotrading.agents.workflow_spec.parse`) and the version increases only
     when the definition or name changes. Every version is kept."""
-    workflow_id = text(workflow_id, "workflow id", limit=128)
+    workflow_id = checked_id(workflow_id, "workflow id", limit=128)
     parse(definition)
     checked: dict[str, Any] = dict(definition)
-    name = optional_text(name, "workflow name", limit=128)
+    name = optional_checked_text(name, "workflow name", limit=128)
     with unit_of_work(engine, WHERE) as session:
         serialise(session, f"a2a_workflow:{workflow_id}")  # one version bump at a time
         workflow = session.scalar(select(A2AWorkflow).where(A2AWorkflow.workflow_id == workflow_id))
@@ -115,7 +117,7 @@ def start_execution(
     """Start a run of the workflow's current version: the execution (``running``) and
     one ``waiting`` row per step, in one transaction. A running
     :class:`~cryptotrading.agents.runner.WorkflowRunner` takes it from there."""
-    data = document(input_data, "input data") or {}
+    data = optional_document(input_data, "input data") or {}
     with unit_of_work(engine, WHERE) as session:
         workflow = session.scalar(select(A2AWorkflow).where(A2AWorkflow.workflow_id == workflow_id))
         if workflow is None or workflow.deleted_at is not None:
@@ -212,7 +214,7 @@ def cancel_execution(
 ) -> A2AWorkflowExecution:
     """Stop a running execution: it and its unfinished steps become ``cancelled``;
     replies that arrive later are ignored."""
-    why = text(reason, "reason", limit=10_000)
+    why = checked_text(reason, "reason", limit=10_000)
     with unit_of_work(engine, WHERE) as session:
         execution = _execution(session, execution_id, lock=True)
         if execution.status in FINISHED:
