@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import Engine, inspect
 
+from cryptotrading import agents
 from cryptotrading.common import checks, clock, views
 from cryptotrading.errors import ValidationError
 from cryptotrading.intelligence import views as intelligence_views
@@ -29,7 +30,6 @@ from cryptotrading.models.intelligence import (
     TradingDecision,
 )
 from cryptotrading.models.trading import PortfolioPosition, TradingOrder
-from cryptotrading import agents
 from cryptotrading.trading.orders import ORDER_FIELDS
 from cryptotrading.trading.portfolio import POSITION_FIELDS
 

@@ -32,13 +32,13 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
+from cryptotrading import agents
 from cryptotrading.db import unit_of_work
 from cryptotrading.market import postgres_io, sqlite_io
 from cryptotrading.market.backend import BatchMark
 from cryptotrading.market.candles import to_candles
 from cryptotrading.market.store import MarketStore
 from cryptotrading.models.agents import A2AAgent
-from cryptotrading import agents
 from cryptotrading.services.cache import Cache
 from cryptotrading.settings import load_settings
 from cryptotrading.stores import Stores

@@ -24,13 +24,12 @@ from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.engine import URL, make_url
 
-from cryptotrading import migrations
+from cryptotrading import agents, migrations
 from cryptotrading.db.engine import create_store_engine
 from cryptotrading.market.store import MarketStore
 from cryptotrading.models import APP_LINEAGE, MARKET_LINEAGE
 from cryptotrading.ops import logical_replication
 from cryptotrading.ops.replicated import replicated_tables
-from cryptotrading import agents
 from cryptotrading.settings import Settings
 from cryptotrading.stores import Stores
 from tests.helpers import (

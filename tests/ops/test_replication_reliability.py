@@ -32,13 +32,13 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import Engine, func, insert, select
 
+from cryptotrading import agents
 from cryptotrading.market.store import MarketStore
 from cryptotrading.migrations import capture
 from cryptotrading.models import TimeSeries, metadata
 from cryptotrading.ops import changelog, replica_verify, replication
 from cryptotrading.ops.replicated import LINEAGES, replicated_tables
 from cryptotrading.security.users import UserService
-from cryptotrading import agents
 from cryptotrading.services.cache import Cache
 from cryptotrading.settings import Settings
 from cryptotrading.stores import Stores

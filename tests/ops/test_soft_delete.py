@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select, update
 
+from cryptotrading import agents
 from cryptotrading.db.actor import acting_as, process_user
 from cryptotrading.db.session import unit_of_work
 from cryptotrading.errors import AuthenticationError, NotFoundError, ValidationError
@@ -28,7 +29,6 @@ from cryptotrading.models import (
 )
 from cryptotrading.ops import replication, scheduler, soft_delete
 from cryptotrading.security.users import UserService
-from cryptotrading import agents
 from cryptotrading.services import memory
 from cryptotrading.stores import Stores
 from cryptotrading.trading.orders import submit_order
