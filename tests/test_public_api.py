@@ -26,6 +26,7 @@ def test_all_is_sorted_and_complete() -> None:
 @pytest.mark.parametrize(
     "module",
     [
+        "cryptotrading.agents",
         "cryptotrading.intelligence",
         "cryptotrading.market",
         "cryptotrading.models",
