@@ -45,6 +45,9 @@ from cryptotrading.stores import Stores
 from cryptotrading.trading.orders import build_request, create_order
 from tests.helpers import BINANCE_DIR, SHARED_DIR, load_rows
 
+#: These tests are about replication, not connections: any two agents may talk.
+OPEN = agents.QueuePolicy(open_messaging=True)
+
 SYMBOL, FREQUENCY, EXCHANGE = "BTC/USDT", "1h", "binance"
 #: Candles the test wrote before starting the writer (rows 0 .. PREPARED-1).
 PREPARED = 300
@@ -133,7 +136,9 @@ class Writer:
         unit = {"probe": ["app", find], "find": [["a2a_messages", "I", "app", find]]}
         self.run(
             unit,
-            lambda: agents.send_message(self.app, "a1", "a2", {"n": 1}, correlation_id=tag),
+            lambda: agents.send_message(
+                self.app, "a1", "a2", {"n": 1}, correlation_id=tag, policy=OPEN
+            ),
         )
 
     def cache_set(self) -> None:

@@ -43,6 +43,9 @@ from tests.helpers import (
     make_user,
 )
 
+#: These tests are about replication, not connections: any two agents may talk.
+OPEN = agents.QueuePolicy(open_messaging=True)
+
 REPLICA_URL = os.environ.get(
     "CRYPTOTRADING_TEST_PG_REPLICA_URL", "postgresql+psycopg://postgres@127.0.0.1:5433/postgres"
 )
@@ -256,7 +259,7 @@ def test_logical_replication_carries_every_change(pg_pair: Settings, market_data
         agents.register_agent(app, "acc-a", "analyst")
         agents.register_agent(app, "acc-b", "analyst")
         for n in range(3):
-            agents.send_message(app, "acc-a", "acc-b", {"n": n})
+            agents.send_message(app, "acc-a", "acc-b", {"n": n}, policy=OPEN)
         load_candles(stores.engine("market"), market_data_dir, "ETH/USDT", "1h", "binance")
         with app.begin() as connection:
             connection.execute(

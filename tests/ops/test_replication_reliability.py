@@ -55,6 +55,9 @@ from tests.helpers import (
 )
 from tests.ops.helpers import candle_rows, insert_candles, insert_metrics, table_rows
 
+#: These tests are about replication, not connections: any two agents may talk.
+OPEN = agents.QueuePolicy(open_messaging=True)
+
 TRIALS = 20
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 #: Tables the workloads below write (read after every step; the others at each check).
@@ -259,7 +262,7 @@ class Workload:
 
     def lib_messages(self) -> None:
         for n in range(3):
-            agents.send_message(self.app, "a1", "a2", {"n": self.number, "i": n})
+            agents.send_message(self.app, "a1", "a2", {"n": self.number, "i": n}, policy=OPEN)
         for message in agents.claim_messages(self.app, "a2", limit=2):
             agents.acknowledge(self.app, message.message_id)
 
@@ -303,7 +306,7 @@ class Workload:
             " WHERE substr(agent_id, 1, 1) = 'x' AND status = 'active'",
         )
         if victim is not None:
-            agents.send_message(self.app, victim, "a1", {"bye": self.number})
+            agents.send_message(self.app, victim, "a1", {"bye": self.number}, policy=OPEN)
             statements.append(f"DELETE FROM a2a_agents WHERE agent_id = '{victim}'")
         self.execute(self.app, *statements)
 
@@ -545,7 +548,7 @@ def prepare_writer_stores(stores: Stores) -> None:
     app = stores.engine("app")
     agents.register_agent(app, "a1", "analyst")
     agents.register_agent(app, "a2", "trader")
-    agents.send_message(app, "a1", "a2", {"first": True})
+    agents.send_message(app, "a1", "a2", {"first": True}, policy=OPEN)
     Cache(app).set("first", {"v": 1})
     make_user(app, "alice")
     MarketStore(stores).write_ohlcv(
@@ -690,7 +693,7 @@ def test_a_transaction_open_across_a_pass_reaches_the_replica_after_its_commit(
         # took their log sequence numbers after it) ...
         app = stores.engine("app")
         agents.register_agent(app, "later", "analyst")
-        agents.send_message(app, "later", "a2", {"n": 2})
+        agents.send_message(app, "later", "a2", {"n": 2}, policy=OPEN)
         if stores.market.backend == "postgresql":  # SQLite: the writer holds the lock
             rows = load_rows(market_data_dir / BINANCE_DIR / "ETH_USDT-1h.json")[:200]
             MarketStore(stores).write_ohlcv(

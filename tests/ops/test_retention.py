@@ -109,6 +109,7 @@ def test_rows_past_retention_go_and_the_rest_stays(stores: Stores) -> None:
         "monitoring_events": 1,
         "error_logs": 1,
         "a2a_messages": 1,
+        "a2a_processed_keys": 0,
         "data_quality_metrics": 1,
         "cache_entries": 1,
         "feature_cache": 0,
