@@ -335,7 +335,7 @@ def test_logical_replication_carries_every_change(pg_pair: Settings, market_data
         assert logical_replication.is_active(stores, APP_LINEAGE)
         for _ in range(100):
             paused = logical_replication.status(stores)[0]
-            if not paused.slot_active:
+            if not paused.slot_active and paused.worker_pid is None:  # both gone, not one
                 break
             time.sleep(0.1)
         assert not paused.enabled and not paused.slot_active and paused.worker_pid is None
