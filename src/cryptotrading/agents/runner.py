@@ -73,7 +73,6 @@ from cryptotrading.models import A2AWorkflowStep, A2AWorkflowVersion
 from cryptotrading.models.agents import A2AMessage, A2AWorkflowExecution
 
 __all__ = [  # the step agents' side lives in step_agents; these names stay importable here
-    "IDLE_FIRST_SECONDS",
     "REPLY_ERROR",
     "REPLY_MAX_ATTEMPTS",
     "REPLY_RESULT",
@@ -87,8 +86,6 @@ __all__ = [  # the step agents' side lives in step_agents; these names stay impo
 ]
 
 RUNNER_ID = "workflow-runner"
-#: The first idle wait of :meth:`WorkflowRunner.run` (seconds); it doubles while idle.
-IDLE_FIRST_SECONDS = 0.01
 
 
 @dataclass(frozen=True)
@@ -172,21 +169,20 @@ class WorkflowRunner:
         on_pass: Callable[[RunnerPass], None] | None = None,
     ) -> None:
         """Pass after pass until *stop* returns true; when idle, wait for a reply, a new
-        execution or the next deadline: at most 10 ms after a busy pass, doubling while
-        idle up to *idle_seconds* (on PostgreSQL a notification ends the wait at once)."""
+        execution or the next deadline, at most *idle_seconds* (PostgreSQL: a
+        notification ends the wait at once; SQLite: the waiter polls from 10 ms again
+        after every busy pass, see :mod:`~cryptotrading.agents.wakeup`)."""
         self.register()
-        idle = 0
         with waiter(self.engine, self.runner_id, EXECUTIONS_CHANNEL) as sleeper:
             while not stop():
                 done = self.run_once()
                 if on_pass is not None:
                     on_pass(done)
                 if done.busy:
-                    idle = 0
+                    sleeper.reset()
                     continue
                 wake = self._next_deadline()
-                pause = min(idle_seconds, IDLE_FIRST_SECONDS * 2 ** min(idle, 16))
-                idle += 1
+                pause = idle_seconds
                 if wake is not None:
                     pause = min(pause, max(0.0, (wake - utcnow()).total_seconds()) + 0.001)
                 sleeper.wait(pause)

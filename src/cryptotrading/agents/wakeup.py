@@ -51,6 +51,9 @@ class Waiter(Protocol):
 
     def wait(self, seconds: float) -> None: ...
 
+    def reset(self) -> None:
+        """Something happened: the next wait starts short again (polling only)."""
+
 
 class _Polling:
     def __init__(self) -> None:
@@ -59,6 +62,9 @@ class _Polling:
     def wait(self, seconds: float) -> None:
         time.sleep(max(0.0, min(self.delay, seconds)))
         self.delay = min(self.delay * POLL_GROWTH, POLL_MAX)
+
+    def reset(self) -> None:
+        self.delay = POLL_FIRST
 
 
 class _Listening:
@@ -71,6 +77,9 @@ class _Listening:
         # psycopg 3: a generator of notifications; stop after the first or the timeout.
         for _ in self.connection.notifies(timeout=seconds, stop_after=1):  # type: ignore[attr-defined]
             break
+
+    def reset(self) -> None:
+        """A notification ends a wait at once: nothing to reset."""
 
 
 @contextmanager
